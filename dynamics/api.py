@@ -1,0 +1,86 @@
+"""The whole job in one call: config in, Dataset out, results and figures saved."""
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import xarray as xr
+
+from dynamics import engine, figures, results, store
+from dynamics.config import Experiment, load_config
+
+FIGURES = ("stability_map", "cost_tangent", "descent_path")
+
+
+def run(
+    config: Any = None,
+    out: str | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    force: bool = False,
+    progress: engine.Progress | None = None,
+    figure_format: str | None = None,
+) -> xr.Dataset:
+    """Runs a sweep and returns its per-run results.
+
+    Args:
+      config: a YAML path, a mapping, an :class:`Experiment`, or ``None`` for
+        the built-in default (the seed quadratic).
+      out: a folder to write ``results.zarr``, ``config.yaml`` and the figures
+        into; nothing is written when ``None``.
+      overrides: ``"key=value"`` strings applied to the config first.
+      force: replace ``out`` if it exists (otherwise that is an error).
+      progress: called as ``progress(done, total)`` after each chunk of runs.
+      figure_format: ``"png"``, ``"svg"`` or ``"pdf"``; default from the config.
+
+    Returns:
+      An ``xarray.Dataset`` with one dimension per sweep key.
+
+    >>> ds = run({"objective": {"expr": "(w - 2)**2 + 1"}, "start": {"w": 0.0},
+    ...           "optimizer": {"name": "sgd", "learning_rate": 0.1},
+    ...           "sweep": {"optimizer.learning_rate": [0.1, 1.5]}})
+    >>> ds["regime"].values.tolist()
+    [0, 2]
+    """
+    exp = load_config(config, overrides)
+    if out is not None:
+        store.check_writable(out, force)
+    started = time.perf_counter()
+    summary = engine.simulate(exp, progress=progress)
+    ds = results.to_dataset(
+        exp, summary, {"wall_seconds": round(time.perf_counter() - started, 3)}
+    )
+    if out is not None:
+        with store.run_directory(out, force=force) as folder:
+            store.save(ds, folder)
+            with open(os.path.join(folder, "config.yaml"), "w", encoding="utf-8") as f:
+                f.write(exp.to_yaml())
+            write_figures(exp, ds, folder, figure_format)
+        ds = store.load(out)
+    return ds
+
+
+def write_figures(
+    exp: Experiment, ds: xr.Dataset, folder: str, figure_format: str | None = None
+) -> list[str]:
+    """Draws the run's figures into ``folder``; returns their paths.
+
+    Every sweep gets the stability map; a one-parameter objective also gets the
+    cost curve with its tangent and the descent path.
+    """
+    fmt = figure_format or exp.config["figures"]["format"]
+    dpi = exp.config["figures"]["dpi"]
+    description = ds.attrs.get("config", "")
+    drawn = [("stability_map", figures.plot_stability_map(ds))]
+    if len(exp.param_names) == 1:
+        drawn.append(("cost_tangent", figures.plot_cost_tangent(exp)))
+        drawn.append(("descent_path", figures.plot_descent_path(exp)))
+    return [
+        figures.save(fig, folder, stem, fmt, dpi, description) for stem, fig in drawn
+    ]
+
+
+def load(out: str) -> xr.Dataset:
+    """Reopens the results that :func:`run` wrote into ``out``."""
+    return store.load(out)

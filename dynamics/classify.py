@@ -1,0 +1,185 @@
+r"""Regimes: what each run does in the long run, judged from its last steps.
+
+The engine hands over, per run, the last ``W`` iterates (or a fixed random
+projection of them when there are more than eight parameters), the norms of the
+last ``W`` steps and a few running counts. The rules, in the order applied:
+
+1. **diverged**: a loss or parameter was non-finite at some step.
+2. **converged**, at rest: the steps of the last quarter window are at the
+   floating-point floor (:math:`\|\Delta w\| \le 8\varepsilon P`) and the final
+   gradient is at most half the largest seen. At rest with the gradient as
+   large as ever is **stalled** (a zero or vanishing learning rate).
+3. **converged**, geometrically: the largest step in each quarter of the
+   window is smaller than in the quarter before, and the last is below
+   ``1 - DECAY`` times the first.
+4. **oscillating** with period :math:`p \ge 2`: over the last quarter window
+   :math:`\|w_t - w_{t-p}\| \le 1000\,\varepsilon P`, and that gap is not
+   growing from the quarter before (unless it is at the floor,
+   :math:`16\,\varepsilon P`); the smallest such p.
+5. **diverged**, geometrically: the largest step in each quarter is larger
+   than in the quarter before, and the last is above ``1 + GROWTH`` times the
+   first, before anything overflows.
+6. **stalled**: still moving steadily in one direction (the net displacement
+   over the window is more than half the path length): too few steps to tell.
+7. **oscillating**, aperiodic (period 0): bounded motion that does none of
+   the above.
+
+Here ε is the dtype's machine epsilon and P the run's own parameter scale, the
+largest of :math:`\|w_0\|` and :math:`\|w_t\|` over the window.
+"""
+
+import enum
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Regime(enum.IntEnum):
+    """Integer codes stored in the ``regime`` variable."""
+
+    NOT_RUN = -1
+    CONVERGED = 0
+    OSCILLATING = 1
+    DIVERGED = 2
+    STALLED = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+#: Relative change of the largest step over the window that counts as
+#: geometric decay or growth rather than a steady state.
+DECAY = 1e-3
+GROWTH = 1e-3
+#: Net displacement over path length above which steady motion is a drift.
+DRIFT = 0.5
+#: Largest period looked for.
+MAX_PERIOD = 64
+
+
+class Tail(NamedTuple):
+    """What the engine keeps of each run for classification (batched).
+
+    Attributes:
+      features: ``(..., W, k)`` the last W iterates, or their projections.
+      steps: ``(..., W)`` the norms of the steps that produced them.
+      start_norm: ``(...)`` the norm of the starting parameters, projected
+        like ``features``.
+      displacement: ``(...)`` the norm of the net move over the window.
+      diverged_at: ``(...)`` first step with a non-finite value, or -1.
+      final_grad: ``(...)`` gradient norm at the last iterate.
+      max_grad: ``(...)`` largest gradient norm seen.
+      opposite_pairs: ``(...)`` successive steps with a negative inner product.
+      pairs: ``(...)`` successive steps both above the floating-point floor.
+    """
+
+    features: jnp.ndarray
+    steps: jnp.ndarray
+    start_norm: jnp.ndarray
+    displacement: jnp.ndarray
+    diverged_at: jnp.ndarray
+    final_grad: jnp.ndarray
+    max_grad: jnp.ndarray
+    opposite_pairs: jnp.ndarray
+    pairs: jnp.ndarray
+
+
+class Verdict(NamedTuple):
+    regime: jnp.ndarray
+    period: jnp.ndarray
+    overshoot: jnp.ndarray
+
+
+def classify(tail: Tail) -> Verdict:
+    """Applies the rules above to a batch of runs.
+
+    Returns:
+      ``regime`` (:class:`Regime` codes), ``period`` (1 for a fixed point,
+      p ≥ 2 for a cycle, 0 when none) and ``overshoot`` (converged while most
+      successive steps point in opposite directions: the zig-zag).
+    """
+    eps = jnp.finfo(tail.features.dtype).eps
+    window = tail.steps.shape[-1]
+    quarter = max(window // 4, 1)
+
+    scale = jnp.maximum(
+        tail.start_norm, jnp.max(jnp.linalg.norm(tail.features, axis=-1), axis=-1)
+    )
+    scale = jnp.where(jnp.isfinite(scale), scale, 0.0) + jnp.finfo(scale.dtype).tiny
+
+    maxima = [
+        jnp.max(
+            tail.steps[
+                ..., max(window - (4 - i) * quarter, 0) : window - (3 - i) * quarter
+            ],
+            axis=-1,
+        )
+        for i in range(4)
+    ]
+    shrinking = (
+        (maxima[1] < maxima[0])
+        & (maxima[2] < maxima[1])
+        & (maxima[3] < maxima[2])
+        & (maxima[3] < (1 - DECAY) * maxima[0])
+    )
+    growing = (
+        (maxima[1] > maxima[0])
+        & (maxima[2] > maxima[1])
+        & (maxima[3] > maxima[2])
+        & (maxima[3] > (1 + GROWTH) * maxima[0])
+    )
+    at_rest = maxima[3] <= 8 * eps * scale
+    progressed = tail.final_grad <= 0.5 * tail.max_grad
+
+    period = _period(tail.features, quarter, 1000 * eps * scale, 16 * eps * scale)
+    drifting = tail.displacement > DRIFT * jnp.sum(tail.steps, axis=-1)
+
+    nonfinite = tail.diverged_at >= 0
+    converged = ~nonfinite & ((at_rest & progressed) | (~at_rest & shrinking))
+    cycling = ~nonfinite & ~at_rest & ~shrinking & (period >= 2)
+    regime = jnp.select(
+        [nonfinite, converged, at_rest, cycling, growing, drifting],
+        [
+            Regime.DIVERGED,
+            Regime.CONVERGED,
+            Regime.STALLED,
+            Regime.OSCILLATING,
+            Regime.DIVERGED,
+            Regime.STALLED,
+        ],
+        default=Regime.OSCILLATING,
+    ).astype(jnp.int8)
+
+    period = jnp.where(converged, 1, jnp.where(cycling, period, 0)).astype(jnp.int32)
+    overshoot = converged & (2 * tail.opposite_pairs > tail.pairs)
+    return Verdict(regime=regime, period=period, overshoot=overshoot)
+
+
+def _period(features, quarter, tolerance, floor):
+    """The smallest p ≥ 2 with w_t ≈ w_{t-p} over the last quarter, else 0.
+
+    A gap that is above the floating-point floor and still growing from one
+    quarter to the next is a slow divergence, not a cycle.
+    """
+    window = features.shape[-2]
+    longest = min(MAX_PERIOD, window - 2 * quarter)
+
+    def gap(end, p):
+        now = features[..., end - quarter : end, :]
+        before = jax.lax.dynamic_slice_in_dim(
+            features, end - quarter - p, quarter, axis=features.ndim - 2
+        )
+        return jnp.max(jnp.linalg.norm(now - before, axis=-1), axis=-1)
+
+    def check(i, found):
+        p = longest - i  # from the longest down, so the smallest match wins
+        last, previous = gap(window, p), gap(window - quarter, p)
+        steady = (last <= (1 + GROWTH) * previous) | (last <= floor)
+        return jnp.where((last <= tolerance) & steady, p, found)
+
+    found = jnp.zeros(features.shape[:-2], dtype=jnp.int32)
+    if longest < 2:
+        return found
+    return jax.lax.fori_loop(0, longest - 1, check, found)

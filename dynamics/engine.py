@@ -1,0 +1,339 @@
+"""The engine: a whole sweep as one jitted program, vmap over runs, scan over steps.
+
+Every run of a sweep shares one program. The swept values enter it as traced
+arrays, so a grid compiles once however many values it holds. Runs go through
+in chunks of a fixed size (the last one padded), so memory does not grow with
+the grid, and the scan carries only what classification needs: running counts,
+the last ``W`` iterates and step norms, never the whole trajectory.
+
+>>> from dynamics.config import load_config
+>>> exp = load_config({"objective": {"expr": "(w - 2)**2 + 1"},
+...                    "start": {"w": 0.0},
+...                    "optimizer": {"name": "sgd", "learning_rate": 0.1},
+...                    "sweep": {"optimizer.learning_rate": [0.25, 1.0, 1.5]}})
+>>> [int(code) for code in simulate(exp)["regime"]]
+[0, 1, 2]
+"""
+
+import copy
+import functools
+import json
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+
+from dynamics import classify, formula, optimizers
+from dynamics.config import Experiment
+
+#: Parameters up to this count are kept whole in the tail; more are projected.
+MAX_FEATURES = 8
+#: Bytes the per-run buffers of one chunk may take.
+CHUNK_BYTES = 256 * 2**20
+MAX_CHUNK = 16384
+
+Progress = Callable[[int, int], None]
+# A per-run index, so that a config without a sweep still has a batch axis.
+_RUN = "__run__"
+
+
+class Path(NamedTuple):
+    """One run's whole trajectory, for figures of a single run.
+
+    Attributes:
+      params: mapping from parameter name to an array of T + 1 iterates.
+      loss: the loss at each iterate, T + 1 values.
+    """
+
+    params: dict
+    loss: np.ndarray
+
+
+def grid(exp: Experiment) -> dict[str, np.ndarray]:
+    """The swept values of every run, flattened in C order (first key slowest)."""
+    if not exp.sweep:
+        return {}
+    mesh = np.meshgrid(*(axis.values for axis in exp.sweep), indexing="ij")
+    return {
+        axis.key: values.ravel() for axis, values in zip(exp.sweep, mesh, strict=True)
+    }
+
+
+def simulate(
+    exp: Experiment, progress: Progress | None = None
+) -> dict[str, np.ndarray]:
+    """Runs every point of the sweep and returns per-run summaries.
+
+    Args:
+      exp: a checked experiment.
+      progress: called as ``progress(done, total)`` after each chunk.
+
+    Returns:
+      Flat arrays of length ``exp.n_runs`` (C order over the sweep axes):
+      ``regime``, ``period``, ``overshoot``, ``final_loss``, ``max_loss``,
+      ``steps_to_converge`` and ``diverged_at``.
+    """
+    dtype = np.dtype(exp.dtype)
+    values = {key: column.astype(dtype) for key, column in grid(exp).items()}
+    values[_RUN] = np.arange(exp.n_runs, dtype=np.int32)
+    total = exp.n_runs
+    chunk = chunk_size(exp)
+    pieces = []
+    with jax.enable_x64(dtype == np.float64):
+        program = _program(_structure(exp), chunk)
+        for begin in range(0, total, chunk):
+            block = {
+                key: _padded(column[begin : begin + chunk], chunk)
+                for key, column in values.items()
+            }
+            pieces.append(jax.device_get(program(block)))
+            if progress:
+                progress(min(begin + chunk, total), total)
+    return {
+        name: np.concatenate([piece[name] for piece in pieces])[:total]
+        for name in pieces[0]
+    }
+
+
+def chunk_size(exp: Experiment) -> int:
+    """Runs per chunk: the config's ``chunk_size``, else what fits the budget."""
+    if exp.config["chunk_size"]:
+        return min(exp.config["chunk_size"], max(exp.n_runs, 1))
+    window = min(exp.steps, exp.config["classify"]["window"])
+    features = min(len(exp.param_names), MAX_FEATURES)
+    per_run = np.dtype(exp.dtype).itemsize * (
+        window * (features + 2) + 8 * len(exp.param_names) + 16
+    )
+    limit = max(64, min(MAX_CHUNK, CHUNK_BYTES // per_run))
+    chunks = -(-exp.n_runs // limit)
+    return -(-exp.n_runs // chunks)
+
+
+def path(exp: Experiment, steps: int | None = None) -> Path:
+    """The trajectory of the unswept run: the config's own start and optimizer."""
+    dtype = np.dtype(exp.dtype)
+    steps = exp.steps if steps is None else steps
+    with jax.enable_x64(dtype == np.float64):
+        loss_fn, params0, opt = _problem(exp.config, {}, dtype)
+
+        def step(carry, _):
+            params, state = carry
+            loss, grad = jax.value_and_grad(loss_fn)(params)
+            updates, state = opt.update(grad, state, params)
+            return (optax.apply_updates(params, updates), state), (params, loss)
+
+        @jax.jit
+        def run(params):
+            (last, _), (history, losses) = jax.lax.scan(
+                step, (params, opt.init(params)), None, length=steps
+            )
+            history = jax.tree.map(
+                lambda h, x: jnp.concatenate([h, x[None]]), history, last
+            )
+            return history, jnp.append(losses, loss_fn(last))
+
+        history, losses = run(params0)
+        return Path(
+            params={k: np.asarray(v) for k, v in history.items()},
+            loss=np.asarray(losses),
+        )
+
+
+# The program.
+
+
+def _structure(exp):
+    """A hashable description of everything the compiled program depends on."""
+    base = copy.deepcopy(exp.config)
+    base.pop("sweep")
+    base.pop("name")
+    base.pop("figures")
+    return json.dumps(
+        {"config": base, "swept": [axis.key for axis in exp.sweep]}, sort_keys=True
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _program(structure, chunk):
+    description = json.loads(structure)
+    config, swept = description["config"], description["swept"]
+    dtype = np.dtype(config["dtype"])
+    rtol = config["classify"]["rtol"]
+    steps = config["steps"]
+    window = min(steps, config["classify"]["window"])
+
+    def run_one(values):
+        values = {key: value for key, value in values.items() if key != _RUN}
+        loss_fn, params0, opt = _problem(config, values, dtype)
+        return _simulate_one(loss_fn, opt, params0, steps, window, rtol)
+
+    def run_chunk(values):
+        return jax.vmap(run_one)({key: values[key] for key in swept + [_RUN]})
+
+    return jax.jit(run_chunk)
+
+
+def _problem(config, values, dtype):
+    """The loss, starting parameters and optimizer, with swept values put in."""
+    config = _substitute(config, values)
+    names = tuple(config["start"])
+    loss_fn = formula.parse(config["objective"]["expr"], names)
+    params0 = {name: jnp.asarray(config["start"][name], dtype) for name in names}
+    hyper = {
+        key: (
+            jnp.asarray(value, dtype) if isinstance(value, float | jax.Array) else value
+        )
+        for key, value in config["optimizer"].items()
+    }
+    return loss_fn, params0, optimizers.build(hyper)
+
+
+def _substitute(config, values):
+    """A copy of ``config`` with the value at each dotted path replaced."""
+    config = copy.deepcopy(config) if values else config
+    for key, value in values.items():
+        *parents, last = _split(config, key)
+        target = config
+        for part in parents:
+            target = target[part]
+        target[last] = value
+    return config
+
+
+def _split(config, key):
+    head, _, rest = key.partition(".")
+    return [head, rest] if head in ("start", "optimizer") else key.split(".")
+
+
+class _Carry(NamedTuple):
+    params: dict
+    state: optax.OptState
+    last_update: dict
+    last_moved: jnp.ndarray
+    diverged_at: jnp.ndarray
+    max_grad: jnp.ndarray
+    last_outside: jnp.ndarray
+    opposite_pairs: jnp.ndarray
+    pairs: jnp.ndarray
+    max_loss: jnp.ndarray
+
+
+def _simulate_one(loss_fn, opt, params0, steps, window, rtol):
+    """One run: ``steps`` updates, then its summaries and verdict."""
+    flat0, _ = ravel_pytree(params0)
+    dtype = flat0.dtype
+    eps = jnp.finfo(dtype).eps
+    project = _projection(flat0.shape[0], dtype)
+    value_and_grad = jax.value_and_grad(loss_fn)
+
+    def within_tolerance(grad_norm, max_grad, moved):
+        return (grad_norm <= rtol * max_grad) | (~moved & (grad_norm <= 0.5 * max_grad))
+
+    def step(carry, t):
+        loss, grad = value_and_grad(carry.params)
+        updates, state = opt.update(grad, carry.state, carry.params)
+        params = optax.apply_updates(carry.params, updates)
+
+        flat, _ = ravel_pytree(carry.params)
+        finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(flat))
+        diverged_at = jnp.where((carry.diverged_at < 0) & ~finite, t, carry.diverged_at)
+
+        grad_norm = optax.tree.norm(grad)
+        max_grad = jnp.fmax(carry.max_grad, grad_norm)
+        step_norm = optax.tree.norm(updates)
+        moved = step_norm > 8 * eps * jnp.linalg.norm(flat)
+        outside = ~within_tolerance(grad_norm, max_grad, moved)
+
+        counted = moved & carry.last_moved
+        opposite = counted & (optax.tree.vdot(updates, carry.last_update) < 0)
+        new = _Carry(
+            params=params,
+            state=state,
+            last_update=updates,
+            last_moved=moved,
+            diverged_at=diverged_at,
+            max_grad=max_grad,
+            last_outside=jnp.where(outside, t, carry.last_outside),
+            opposite_pairs=carry.opposite_pairs + opposite,
+            pairs=carry.pairs + counted,
+            max_loss=jnp.fmax(carry.max_loss, loss),
+        )
+        flat_next, _ = ravel_pytree(params)
+        return new, (project(flat_next), step_norm)
+
+    zero = jnp.zeros((), jnp.int32)
+    carry = _Carry(
+        params=params0,
+        state=opt.init(params0),
+        last_update=jax.tree.map(jnp.zeros_like, params0),
+        last_moved=jnp.zeros((), bool),
+        diverged_at=zero - 1,
+        max_grad=jnp.zeros((), dtype),
+        last_outside=zero - 1,
+        opposite_pairs=zero,
+        pairs=zero,
+        max_loss=jnp.full((), -jnp.inf, dtype),
+    )
+    head = steps - window
+    if head:
+        carry, _ = jax.lax.scan(
+            lambda c, t: (step(c, t)[0], None), carry, jnp.arange(head, dtype=jnp.int32)
+        )
+    window_start, _ = ravel_pytree(carry.params)
+    carry, (features, step_norms) = jax.lax.scan(
+        step, carry, jnp.arange(head, steps, dtype=jnp.int32)
+    )
+
+    final_loss, final_grad = value_and_grad(carry.params)
+    final, _ = ravel_pytree(carry.params)
+    finite = jnp.isfinite(final_loss) & jnp.all(jnp.isfinite(final))
+    diverged_at = jnp.where((carry.diverged_at < 0) & ~finite, steps, carry.diverged_at)
+    grad_norm = optax.tree.norm(final_grad)
+    max_grad = jnp.fmax(carry.max_grad, grad_norm)
+    outside = ~within_tolerance(grad_norm, max_grad, carry.last_moved)
+    last_outside = jnp.where(outside, steps, carry.last_outside)
+
+    verdict = classify.classify(
+        classify.Tail(
+            features=features,
+            steps=step_norms,
+            start_norm=jnp.linalg.norm(project(flat0)),
+            displacement=jnp.linalg.norm(final - window_start),
+            diverged_at=diverged_at,
+            final_grad=grad_norm,
+            max_grad=max_grad,
+            opposite_pairs=carry.opposite_pairs,
+            pairs=carry.pairs,
+        )
+    )
+    converged = verdict.regime == classify.Regime.CONVERGED
+    reached = converged & (last_outside < steps)
+    return {
+        "regime": verdict.regime,
+        "period": verdict.period,
+        "overshoot": verdict.overshoot,
+        "final_loss": final_loss,
+        "max_loss": jnp.fmax(carry.max_loss, final_loss),
+        "steps_to_converge": jnp.where(reached, last_outside + 1, -1),
+        "diverged_at": diverged_at,
+    }
+
+
+def _projection(size, dtype):
+    """Identity for a few parameters; a fixed random projection for many."""
+    if size <= MAX_FEATURES:
+        return lambda flat: flat
+    rng = np.random.default_rng(0)
+    matrix = rng.standard_normal((MAX_FEATURES, size)) / np.sqrt(size)
+    matrix = jnp.asarray(matrix, dtype)
+    return lambda flat: matrix @ flat
+
+
+def _padded(column, size):
+    if len(column) == size:
+        return column
+    return np.concatenate([column, np.repeat(column[-1:], size - len(column))])

@@ -1,0 +1,19 @@
+"""The one exception type a user sees for their own mistakes."""
+
+
+class ConfigError(ValueError):
+    """A config, override or formula the user wrote cannot be used as written.
+
+    The message names where the problem is (file and line, or the command-line
+    argument), what is wrong and how to fix it. The command line prints it alone,
+    without a traceback, and exits with code 2. Raised before any work starts.
+
+    Attributes:
+      problems: every problem found, one line each, already located.
+    """
+
+    def __init__(self, problems):
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))

@@ -1,0 +1,335 @@
+"""Figures: the stability map, the cost curve with its tangent, the descent path.
+
+Each function returns a :class:`matplotlib.figure.Figure` built without pyplot,
+so it works the same in a script, a notebook or a headless server;
+:func:`save` writes it as PNG, SVG or PDF.
+"""
+
+import os
+
+import jax
+import numpy as np
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from dynamics import engine, formula
+from dynamics.classify import Regime
+from dynamics.config import Experiment
+
+#: The map's classes, in drawing order: (label, colour). Okabe–Ito colours,
+#: which stay distinct under the common colour-vision deficiencies; overshoot is
+#: the lighter shade of converged.
+CLASSES = (
+    ("converged", "#0072B2"),
+    ("converged, overshoot", "#56B4E9"),
+    ("oscillating", "#E69F00"),
+    ("diverged", "#D55E00"),
+    ("stalled", "#CC79A7"),
+    ("not run", "#E8E8E8"),
+)
+
+
+def plot_stability_map(ds, x: str | None = None, y: str | None = None) -> Figure:
+    """The regime of every run over two sweep axes.
+
+    Args:
+      ds: a results Dataset, as returned by :func:`dynamics.run`.
+      x: the sweep key on the horizontal axis (default: the first).
+      y: the sweep key on the vertical axis (default: the second, if any).
+        Further sweep axes are shown at their first value, named in the title.
+
+    Values increase rightwards and upwards. Every class is in the legend, even
+    when absent. Each cell is one flat colour: nothing is blended.
+    """
+    regime = ds["regime"]
+    dims = list(regime.dims)
+    x = x or (dims[0] if dims else None)
+    y = y or next((dim for dim in dims if dim != x), None)
+    fixed = {dim: 0 for dim in dims if dim not in (x, y)}
+    classes = _class_index(np.asarray(regime), np.asarray(ds["overshoot"]))
+    classes = regime.copy(data=classes).isel(fixed)
+    if x is not None:
+        classes = classes.sortby(x)
+    if y is not None:
+        classes = classes.sortby(y)
+    order = [dim for dim in (y, x) if dim is not None]
+    image = np.asarray(classes.transpose(*order)) if order else np.asarray(classes)
+    image = image.reshape(1 if y is None else image.shape[0], -1)
+
+    fig = Figure(figsize=(7.2, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    x_edges = _edges(classes, x)
+    y_edges = _edges(classes, y)
+    cmap = ListedColormap([colour for _, colour in CLASSES])
+    norm = BoundaryNorm(np.arange(len(CLASSES) + 1) - 0.5, len(CLASSES))
+    ax.pcolormesh(
+        x_edges,
+        y_edges,
+        image,
+        cmap=cmap,
+        norm=norm,
+        shading="flat",
+        antialiased=False,
+        edgecolors="none",
+        linewidth=0,
+        rasterized=True,
+    )
+    _label_axis(ax, "x", classes, x)
+    if y is None:
+        ax.set_yticks([])
+    else:
+        _label_axis(ax, "y", classes, y)
+
+    counts = np.bincount(image.ravel(), minlength=len(CLASSES))
+    handles = [
+        Patch(
+            facecolor=colour,
+            edgecolor="0.4",
+            linewidth=0.5,
+            label=f"{label} ({count:,})",
+        )
+        for (label, colour), count in zip(CLASSES, counts, strict=True)
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+        title="regime (cells)",
+    )
+    title = ds.attrs.get("name", "stability map")
+    if fixed:
+        title += "  at " + ", ".join(
+            f"{dim} = {float(ds[dim][0]):.4g}" for dim in fixed
+        )
+    ax.set_title(title + _subtitle(ds), loc="left")
+    return fig
+
+
+def _subtitle(ds):
+    """One line naming the objective, optimizer and step count, when known."""
+    try:
+        import yaml
+
+        config = yaml.safe_load(ds.attrs["config"])
+        objective = config["objective"]["expr"]
+        return (
+            f"\nJ = {objective}, {config['optimizer']['name']}, "
+            f"{config['steps']} steps, {config['dtype']}"
+        )
+    except (KeyError, TypeError, ValueError):
+        return ""
+
+
+def plot_cost_tangent(exp: Experiment) -> Figure:
+    """The cost curve around the start, with the tangent there and its slope."""
+    name, loss, slope_at = _one_dimensional(exp)
+    w0 = float(exp.config["start"][name])
+    lo, hi = _curve_range(exp, [w0])
+    w = np.linspace(lo, hi, 400)
+    j0, slope = float(loss(w0)), float(slope_at(w0))
+
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(
+        w,
+        loss(w),
+        color="#0072B2",
+        lw=2,
+        label=f"J({name}) = {exp.config['objective']['expr']}",
+    )
+    span = np.array([lo, hi])
+    ax.plot(
+        span,
+        j0 + slope * (span - w0),
+        color="#D55E00",
+        lw=1.5,
+        ls="--",
+        label=f"tangent at {name} = {w0:g}: slope J'({w0:g}) = {slope:.4g}",
+    )
+    ax.plot([w0], [j0], "o", color="#D55E00", ms=7, zorder=3)
+    ax.annotate(
+        f"slope {slope:.4g}",
+        (w0, j0),
+        xytext=(-12, -22),
+        textcoords="offset points",
+        ha="right",
+        color="#D55E00",
+        fontweight="bold",
+    )
+    _clip_to_curve(ax, loss(w))
+    ax.set_xlabel(name)
+    ax.set_ylabel(f"J({name})")
+    ax.set_title("cost and tangent")
+    ax.legend(loc="upper center", frameon=False)
+    return fig
+
+
+def plot_descent_path(exp: Experiment, path: engine.Path | None = None) -> Figure:
+    """The path of the configured run down the cost curve, and its loss by step."""
+    name, loss, _ = _one_dimensional(exp)
+    path = path or engine.path(exp)
+    ws, losses = path.params[name], path.loss
+    finite = np.isfinite(ws) & np.isfinite(losses)
+    lo, hi = _curve_range(exp, ws[finite])
+    w = np.linspace(lo, hi, 400)
+    rate = exp.config["optimizer"]["learning_rate"]
+
+    fig = Figure(figsize=(10.0, 4.2), layout="constrained")
+    ax, ax_loss = fig.subplots(1, 2, width_ratios=(3, 2))
+    ax.plot(w, loss(w), color="0.55", lw=1.5, zorder=1)
+    ax.plot(
+        ws[finite],
+        losses[finite],
+        "-o",
+        color="#0072B2",
+        ms=3,
+        lw=0.8,
+        zorder=2,
+        label="iterates",
+    )
+    ax.plot(
+        [ws[0]],
+        [losses[0]],
+        "o",
+        color="#009E73",
+        ms=9,
+        zorder=3,
+        label=f"start {name} = {ws[0]:.4g}",
+    )
+    end = np.flatnonzero(finite)[-1]
+    ax.plot(
+        [ws[end]],
+        [losses[end]],
+        "s",
+        color="#D55E00",
+        ms=8,
+        zorder=3,
+        label=f"end {name} = {ws[end]:.4g} (step {end})",
+    )
+    _clip_to_curve(ax, np.concatenate([loss(w), losses[finite]]))
+    ax.set_xlabel(name)
+    ax.set_ylabel(f"J({name})")
+    ax.set_title(
+        f"{exp.config['optimizer']['name']}, learning rate {rate:g}, "
+        f"{len(ws) - 1} steps"
+    )
+    ax.legend(loc="upper center", frameon=False)
+
+    steps = np.arange(len(losses))
+    ax_loss.plot(steps[finite], losses[finite], color="#0072B2", lw=1.2)
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel(f"J({name})")
+    if finite.any():
+        low, high = float(np.min(losses[finite])), float(np.max(losses[finite]))
+        if low > 0 and high > 100 * low:
+            ax_loss.set_yscale("log")
+    ax_loss.set_title("loss by step")
+    return fig
+
+
+def save(
+    fig: Figure,
+    folder: str,
+    stem: str,
+    fmt: str = "png",
+    dpi: int = 150,
+    description: str = "",
+) -> str:
+    """Writes ``fig`` as ``folder/stem.fmt`` and returns the path."""
+    path = os.path.join(folder, f"{stem}.{fmt}")
+    keys = {
+        "png": ("Software", "Description"),
+        "svg": ("Creator", "Description"),
+        "pdf": ("Creator", "Subject"),
+    }[fmt]
+    from dynamics import __version__
+
+    metadata = dict(zip(keys, (f"dynamics {__version__}", description), strict=True))
+    fig.savefig(path, format=fmt, dpi=dpi, metadata=metadata)
+    return path
+
+
+def _class_index(regime, overshoot):
+    index = np.full(regime.shape, 5, dtype=np.int8)
+    index[regime == Regime.CONVERGED] = 0
+    index[(regime == Regime.CONVERGED) & overshoot] = 1
+    index[regime == Regime.OSCILLATING] = 2
+    index[regime == Regime.DIVERGED] = 3
+    index[regime == Regime.STALLED] = 4
+    return index
+
+
+def _is_log(da, dim):
+    values = np.asarray(da[dim], dtype=float)
+    return da[dim].attrs.get("scale") == "log" and bool(np.all(values > 0))
+
+
+def _edges(da, dim):
+    """Cell edges around each coordinate value: midpoints, geometric on log axes."""
+    if dim is None:
+        return np.array([0.0, 1.0])
+    values = np.asarray(da[dim], dtype=float)
+    log = _is_log(da, dim)
+    v = np.log(values) if log else values
+    if len(v) == 1:
+        half = 0.5 * (abs(v[0]) or 1.0) if not log else 0.5
+        edges = np.array([v[0] - half, v[0] + half])
+    else:
+        mid = 0.5 * (v[1:] + v[:-1])
+        edges = np.concatenate(
+            [[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]]
+        )
+    return np.exp(edges) if log else edges
+
+
+def _label_axis(ax, which, da, dim):
+    log = _is_log(da, dim)
+    if log:
+        (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    label = dim + (" (log scale)" if log else "")
+    (ax.set_xlabel if which == "x" else ax.set_ylabel)(label)
+
+
+def _one_dimensional(exp):
+    if len(exp.param_names) != 1:
+        raise ValueError(
+            "the cost-curve figures need exactly one parameter; "
+            f"this objective has {len(exp.param_names)}"
+        )
+    name = exp.param_names[0]
+    parsed = formula.parse(exp.config["objective"]["expr"], exp.param_names)
+    with jax.enable_x64(exp.dtype == "float64"):
+        grad = jax.grad(lambda value: parsed({name: value}).sum())
+
+    def loss(w):
+        with jax.enable_x64(exp.dtype == "float64"):
+            values = parsed({name: np.asarray(w, dtype=exp.dtype)})
+        return np.asarray(values, dtype=float)
+
+    def slope(w0):
+        with jax.enable_x64(exp.dtype == "float64"):
+            return float(grad(np.asarray(w0, dtype=exp.dtype)))
+
+    return name, loss, slope
+
+
+def _curve_range(exp, points):
+    """An interval around the start that also shows the given points."""
+    name = exp.param_names[0]
+    values = [float(exp.config["start"][name]), *map(float, points)]
+    for axis in exp.sweep:
+        if axis.key == f"start.{name}":
+            values += [float(axis.values.min()), float(axis.values.max())]
+    lo, hi = min(values), max(values)
+    width = max(hi - lo, 1.0, 0.5 * abs(lo + hi))
+    return lo - 0.25 * width, hi + 0.25 * width
+
+
+def _clip_to_curve(ax, values):
+    finite = np.asarray(values)[np.isfinite(values)]
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        pad = 0.08 * (hi - lo or 1.0)
+        ax.set_ylim(lo - pad, hi + pad)
