@@ -412,6 +412,8 @@ class _Checker:
                 return lambda value: None
             names = ", ".join(config["start"]) or "none"
             close = difflib.get_close_matches(parts[1], list(config["start"]), n=1)
+            if not close and len(config["start"]) == 1:
+                close = list(config["start"])
             hint = f"; did you mean 'start.{close[0]}'?" if close else ""
             self.problem(
                 path, f"'{parts[1]}' is not a parameter (start has: {names}){hint}"

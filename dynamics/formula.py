@@ -55,7 +55,7 @@ FUNCTIONS: dict[str, tuple[Callable, int]] = {
 CONSTANTS = {"pi": math.pi, "e": math.e}
 
 MAX_LENGTH = 2000
-MAX_DEPTH = 64
+MAX_DEPTH = 200
 
 _BINARY = {
     ast.Add: jnp.add,
@@ -109,7 +109,8 @@ class _Compiler:
     def fail(self, node, message):
         column = getattr(node, "col_offset", None)
         at = f" (column {column + 1})" if column is not None else ""
-        raise ConfigError(f"{self.where}: {message}{at} in {self.text!r}")
+        shown = self.text if len(self.text) <= 80 else self.text[:77] + "..."
+        raise ConfigError(f"{self.where}: {message}{at} in {shown!r}")
 
     def compile(self, node, depth):
         if depth > MAX_DEPTH:
