@@ -3,10 +3,12 @@
 Sweeps of optimizers over objectives, run as one jitted JAX program, each run
 classified by its long-run behaviour and collected into an ``xarray.Dataset``.
 
->>> import dynamics
->>> ds = dynamics.run()                      # the built-in seed quadratic
->>> ds = dynamics.run("my.yaml", out="runs/my")
->>> ds = dynamics.load("runs/my")
+    import dynamics
+
+    ds = dynamics.run()                          # the built-in seed quadratic
+    ds = dynamics.run("my.yaml", out="runs/my")  # results and figures saved
+    ds = dynamics.load("runs/my")
+    fig = dynamics.plot_stability_map(ds)
 """
 
 __version__ = "0.1.0"

@@ -35,8 +35,10 @@ def check_writable(out: str, force: bool) -> None:
             os.makedirs(parent, exist_ok=True)
         except OSError as err:
             raise ConfigError(
-                f"cannot create the folder for output '{out}': {err}"
+                f"cannot create the folder for output '{out}': {err.strerror}"
             ) from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write output '{out}': '{parent}' is not writable")
 
 
 @contextmanager
@@ -48,7 +50,11 @@ def run_directory(out: str, force: bool = False):
     """
     check_writable(out, force)
     parent = os.path.dirname(os.path.abspath(out))
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", dir=parent)
+    try:
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", dir=parent)
+    except OSError as err:
+        raise ConfigError(f"cannot write output '{out}': {err.strerror}") from None
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a run is not
     try:
         yield staging
     except BaseException:
@@ -87,3 +93,9 @@ def load(out: str) -> xr.Dataset:
     if "flag_values" in attrs:
         attrs["flag_values"] = np.asarray(attrs["flag_values"], dtype=np.int8)
     return ds
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

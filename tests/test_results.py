@@ -59,6 +59,7 @@ def test_run_writes_a_store_that_load_reopens(small, tmp_path):
     out = str(tmp_path / "run")
     ds = dynamics.run(small, out)
     names = sorted(os.listdir(out))
+    assert os.stat(out).st_mode & 0o755 == 0o755  # not private like a temp dir
     assert names == [
         "config.yaml",
         "cost_tangent.png",
