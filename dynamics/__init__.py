@@ -13,22 +13,31 @@ classified by its long-run behaviour and collected into an ``xarray.Dataset``.
 
 __version__ = "0.1.0"
 
-from dynamics.api import load, run, write_figures
-from dynamics.classify import Regime
-from dynamics.config import Axis, Experiment, load_config
-from dynamics.errors import ConfigError
-from dynamics.figures import plot_cost_tangent, plot_descent_path, plot_stability_map
+import importlib
 
-__all__ = [
-    "Axis",
-    "ConfigError",
-    "Experiment",
-    "Regime",
-    "load",
-    "load_config",
-    "plot_cost_tangent",
-    "plot_descent_path",
-    "plot_stability_map",
-    "run",
-    "write_figures",
-]
+# Names are imported on first use, so that `dynamics --help` and errors in a
+# config answer at once, before JAX loads.
+_EXPORTS = {
+    "run": "dynamics.api",
+    "load": "dynamics.api",
+    "write_figures": "dynamics.api",
+    "Regime": "dynamics.classify",
+    "Axis": "dynamics.config",
+    "Experiment": "dynamics.config",
+    "load_config": "dynamics.config",
+    "ConfigError": "dynamics.errors",
+    "plot_cost_tangent": "dynamics.figures",
+    "plot_descent_path": "dynamics.figures",
+    "plot_stability_map": "dynamics.figures",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'dynamics' has no attribute '{name}'")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

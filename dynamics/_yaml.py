@@ -25,8 +25,8 @@ _Loader.yaml_implicit_resolvers = {
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
 )
 
 
@@ -52,7 +52,7 @@ def load(text: str, filename: str) -> Document:
         if node is None:
             return Document({}, {}, {})
         lines, texts = {}, {}
-        data = _convert(loader, node, (), lines, texts, filename)
+        data = _Converter(loader, filename, lines, texts).convert(node, ())
         return Document(data, lines, texts)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
@@ -68,33 +68,70 @@ def load(text: str, filename: str) -> Document:
         loader.dispose()
 
 
-def _convert(loader, node, path, lines, texts, filename):
-    if isinstance(node, yaml.MappingNode):
+#: Values a document may hold once aliases are expanded: far more than any
+#: config needs, far fewer than a "billion laughs" file would make.
+MAX_VALUES = 100_000
+
+
+class _Converter:
+    """Turns a composed node graph into plain data, recording lines."""
+
+    def __init__(self, loader, filename, lines, texts):
+        self.loader, self.filename = loader, filename
+        self.lines, self.texts = lines, texts
+        self.count = 0
+        self.active = set()
+
+    def fail(self, node, message):
+        raise ConfigError(f"{self.filename}:{node.start_mark.line + 1}: {message}")
+
+    def convert(self, node, path):
+        self.count += 1
+        if self.count > MAX_VALUES:
+            self.fail(
+                node,
+                f"the document holds more than {MAX_VALUES:,} values once "
+                "its aliases are expanded; write it out plainly",
+            )
+        if isinstance(node, yaml.ScalarNode):
+            self.texts[path] = node.value
+            return self.loader.construct_object(node, deep=True)
+        if id(node) in self.active:
+            self.fail(
+                node,
+                "an alias refers to a value that contains it; "
+                "a config cannot be recursive",
+            )
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, path)
+            return [
+                self.item(item, path + (index,))
+                for index, item in enumerate(node.value)
+            ]
+        finally:
+            self.active.discard(id(node))
+
+    def item(self, node, path):
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        return self.convert(node, path)
+
+    def mapping(self, node, path):
         out = {}
         for key_node, value_node in node.value:
-            key = _convert(loader, key_node, path, {}, {}, filename)
-            if not isinstance(key, str | int | float):
-                line = key_node.start_mark.line + 1
-                raise ConfigError(f"{filename}:{line}: a key must be plain text")
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.fail(key_node, "a key must be plain text")
+            key = self.loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float) or isinstance(key, bool):
+                self.fail(key_node, f"the key {key!r} must be plain text")
+            line = key_node.start_mark.line + 1
             if key in out:
-                first = lines.get(path + (key,))
-                line = key_node.start_mark.line + 1
-                raise ConfigError(
-                    f"{filename}:{line}: key '{key}' is given twice "
-                    f"(first on line {first}); keep one"
+                first = self.lines.get(path + (key,))
+                self.fail(
+                    key_node,
+                    f"key '{key}' is given twice (first on line {first}); keep one",
                 )
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _convert(
-                loader, value_node, path + (key,), lines, texts, filename
-            )
+            self.lines[path + (key,)] = line
+            out[key] = self.convert(value_node, path + (key,))
         return out
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for index, item in enumerate(node.value):
-            lines.setdefault(path + (index,), item.start_mark.line + 1)
-            items.append(
-                _convert(loader, item, path + (index,), lines, texts, filename)
-            )
-        return items
-    texts[path] = node.value
-    return loader.construct_object(node, deep=True)

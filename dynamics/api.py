@@ -7,8 +7,10 @@ from typing import Any
 
 import xarray as xr
 
-from dynamics import engine, figures, results, store
+from dynamics import engine, figures, objectives, results, store
 from dynamics.config import Experiment, load_config
+from dynamics.errors import ConfigError
+from dynamics.schema import FIGURE_FORMATS as FORMATS
 
 FIGURES = ("stability_map", "cost_tangent", "descent_path")
 
@@ -44,21 +46,26 @@ def run(
     [0, 2]
     """
     exp = load_config(config, overrides)
-    if out is not None:
-        store.check_writable(out, force)
+    if figure_format is not None and figure_format not in FORMATS:
+        raise ConfigError(
+            f"figure_format '{figure_format}' is not one of: {', '.join(FORMATS)}"
+        )
+    if out is None:
+        return _simulate(exp, progress)
+    with store.run_directory(out, force=force) as folder:
+        ds = _simulate(exp, progress)
+        store.save(ds, folder)
+        with open(os.path.join(folder, "config.yaml"), "w", encoding="utf-8") as f:
+            f.write(exp.to_yaml())
+        write_figures(exp, ds, folder, figure_format)
+    return store.load(out)
+
+
+def _simulate(exp, progress):
     started = time.perf_counter()
     summary = engine.simulate(exp, progress=progress)
-    ds = results.to_dataset(
-        exp, summary, {"wall_seconds": round(time.perf_counter() - started, 3)}
-    )
-    if out is not None:
-        with store.run_directory(out, force=force) as folder:
-            store.save(ds, folder)
-            with open(os.path.join(folder, "config.yaml"), "w", encoding="utf-8") as f:
-                f.write(exp.to_yaml())
-            write_figures(exp, ds, folder, figure_format)
-        ds = store.load(out)
-    return ds
+    elapsed = round(time.perf_counter() - started, 3)
+    return results.to_dataset(exp, summary, {"wall_seconds": elapsed})
 
 
 def write_figures(
@@ -73,7 +80,7 @@ def write_figures(
     dpi = exp.config["figures"]["dpi"]
     description = ds.attrs.get("config", "")
     drawn = [("stability_map", figures.plot_stability_map(ds))]
-    if len(exp.param_names) == 1:
+    if objectives.scalar_parameter(exp.config) is not None:
         drawn.append(("cost_tangent", figures.plot_cost_tangent(exp)))
         drawn.append(("descent_path", figures.plot_descent_path(exp)))
     return [

@@ -5,23 +5,27 @@ projection of them when there are more than eight parameters), the norms of the
 last ``W`` steps and a few running counts. The rules, in the order applied:
 
 1. **diverged**: a loss or parameter was non-finite at some step.
-2. **converged**, at rest: the steps of the last quarter window are at the
+2. **converged**, settled: the run stayed within tolerance (see the engine:
+   its gradient at most ``rtol`` times the largest it had) over the whole last
+   quarter of the window. Rounding may leave it hopping between neighbouring
+   floating-point numbers; that is still a fixed point.
+3. **converged**, at rest: the steps of the last quarter window are at the
    floating-point floor (:math:`\|\Delta w\| \le 8\varepsilon P`) and the final
    gradient is at most half the largest seen. At rest with the gradient as
    large as ever is **stalled** (a zero or vanishing learning rate).
-3. **converged**, geometrically: the largest step in each quarter of the
+4. **converged**, geometrically: the largest step in each quarter of the
    window is smaller than in the quarter before, and the last is below
    ``1 - DECAY`` times the first.
-4. **oscillating** with period :math:`p \ge 2`: over the last quarter window
+5. **oscillating** with period :math:`p \ge 2`: over the last quarter window
    :math:`\|w_t - w_{t-p}\| \le 1000\,\varepsilon P`, and that gap is not
    growing from the quarter before (unless it is at the floor,
    :math:`16\,\varepsilon P`); the smallest such p.
-5. **diverged**, geometrically: the largest step in each quarter is larger
+6. **diverged**, geometrically: the largest step in each quarter is larger
    than in the quarter before, and the last is above ``1 + GROWTH`` times the
    first, before anything overflows.
-6. **stalled**: still moving steadily in one direction (the net displacement
+7. **stalled**: still moving steadily in one direction (the net displacement
    over the window is more than half the path length): too few steps to tell.
-7. **oscillating**, aperiodic (period 0): bounded motion that does none of
+8. **oscillating**, aperiodic (period 0): bounded motion that does none of
    the above.
 
 Here ε is the dtype's machine epsilon and P the run's own parameter scale, the
@@ -73,6 +77,8 @@ class Tail(NamedTuple):
       max_grad: ``(...)`` largest gradient norm seen.
       opposite_pairs: ``(...)`` successive steps with a negative inner product.
       pairs: ``(...)`` successive steps both above the floating-point floor.
+      settled: ``(...)`` whether the run stayed within tolerance over the
+        whole last quarter of the window.
     """
 
     features: jnp.ndarray
@@ -84,6 +90,7 @@ class Tail(NamedTuple):
     max_grad: jnp.ndarray
     opposite_pairs: jnp.ndarray
     pairs: jnp.ndarray
+    settled: jnp.ndarray
 
 
 class Verdict(NamedTuple):
@@ -137,8 +144,10 @@ def classify(tail: Tail) -> Verdict:
     drifting = tail.displacement > DRIFT * jnp.sum(tail.steps, axis=-1)
 
     nonfinite = tail.diverged_at >= 0
-    converged = ~nonfinite & ((at_rest & progressed) | (~at_rest & shrinking))
-    cycling = ~nonfinite & ~at_rest & ~shrinking & (period >= 2)
+    converged = ~nonfinite & (
+        tail.settled | (at_rest & progressed) | (~at_rest & shrinking)
+    )
+    cycling = ~nonfinite & ~converged & ~at_rest & (period >= 2)
     regime = jnp.select(
         [nonfinite, converged, at_rest, cycling, growing, drifting],
         [

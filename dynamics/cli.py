@@ -14,7 +14,14 @@ EXIT_USAGE = 2
 
 def main(argv=None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    # Overrides may follow options (`run CONFIG -o OUT steps=5`), which plain
+    # argparse refuses for a positional list: gather the leftovers here.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [item for item in extra if item.startswith("-") or "=" not in item]
+    if unknown or (extra and args.command != "run"):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.items = list(args.items) + extra
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -36,6 +43,7 @@ def _parser():
         description="Where does training converge, oscillate or blow up? Sweeps "
         "optimizers over objectives and maps the regimes.",
     )
+    parser.add_argument("--version", action="version", version=f"dynamics {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser(
         "run",
@@ -80,7 +88,7 @@ def _run(args) -> int:
     from dynamics import api, config, results
 
     exp = config.load_config(paths[0] if paths else None, overrides)
-    out = args.out or _default_out(exp.name)
+    out = _default_out(exp.name) if args.out is None else args.out
     meter = None if args.quiet else _Meter(time.perf_counter())
     ds = api.run(exp, out, force=args.force, progress=meter, figure_format=args.format)
     if meter:
@@ -103,23 +111,30 @@ def _default_out(name):
 
 
 class _Meter:
-    """Progress on stderr, shown only once a sweep has taken a few seconds."""
+    """Progress on stderr, once a sweep has taken a few seconds.
 
-    def __init__(self, started, after=2.0):
-        self.started, self.after, self.shown = started, after, False
+    On a terminal one line is redrawn; elsewhere (a log) a line is written at
+    most every few seconds.
+    """
+
+    def __init__(self, started, after=2.0, every=5.0):
+        self.started, self.after, self.every = started, after, every
+        self.shown, self.last = False, 0.0
+        self.tty = sys.stderr.isatty()
 
     def __call__(self, done, total):
-        elapsed = time.perf_counter() - self.started
-        if elapsed < self.after or done >= total and not self.shown:
+        now = time.perf_counter()
+        elapsed = now - self.started
+        if elapsed < self.after or (done >= total and not self.shown):
             return
-        self.shown = True
-        share = done / total
-        line = f"  {done:,}/{total:,} runs ({share:.0%}), {elapsed:.1f} s"
-        end = "\r" if sys.stderr.isatty() else "\n"
-        print(line, end=end, file=sys.stderr, flush=True)
+        if not self.tty and done < total and now - self.last < self.every:
+            return
+        self.shown, self.last = True, now
+        line = f"  {done:,}/{total:,} runs ({done / total:.0%}), {elapsed:.1f} s"
+        print(line, end="\r" if self.tty else "\n", file=sys.stderr, flush=True)
 
     def close(self):
-        if self.shown and sys.stderr.isatty():
+        if self.shown and self.tty:
             print(file=sys.stderr)
 
 
@@ -157,3 +172,12 @@ def _report(exp, ds, summary, out, seconds):
     files = sorted(name for name in os.listdir(out) if not name.startswith("."))
     lines += ["", f"Wrote {out}/: {', '.join(files)}", f"Wall time {seconds:.1f} s"]
     return "\n".join(lines)
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dynamics")
+    except PackageNotFoundError:
+        return "unknown"

@@ -15,7 +15,6 @@ a file is reported at once, each with its file and line.
 """
 
 import copy
-import difflib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,31 +24,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from dynamics import _yaml, formula
+from dynamics import _yaml, schema
 from dynamics.errors import ConfigError
-from dynamics.optimizers import OPTIMIZERS
 
-DTYPES = ("float32", "float64")
-FIGURE_FORMATS = ("png", "svg", "pdf")
 DEFAULT_CONFIG = "seed_quadratic.yaml"
-
-_TOP_KEYS = (
-    "name",
-    "objective",
-    "start",
-    "optimizer",
-    "steps",
-    "sweep",
-    "dtype",
-    "chunk_size",
-    "classify",
-    "figures",
-)
-_UNSWEEPABLE = {
-    "steps": "sets the length of the scan",
-    "chunk_size": "sets how many runs go through at once",
-    "dtype": "sets the precision of the whole program",
-}
 
 
 @dataclass(frozen=True)
@@ -151,7 +129,7 @@ def load_config(config: Any = None, overrides: Sequence[str] = ()) -> Experiment
         source = path
         stem = os.path.splitext(os.path.basename(path))[0]
     elif isinstance(config, Mapping):
-        document = _yaml.Document(copy.deepcopy(dict(config)), {}, {})
+        document = _yaml.Document(_plain(config), {}, {})
         source, stem = None, "experiment"
     else:
         raise ConfigError(
@@ -162,11 +140,17 @@ def load_config(config: Any = None, overrides: Sequence[str] = ()) -> Experiment
             f"{source or 'config'}: the top level must be a mapping "
             "of keys such as objective, start, optimizer, sweep"
         )
+    if isinstance(overrides, str):
+        overrides = [overrides]
     origins = _Origins(source, document)
     data = document.data
     for item in overrides:
         _apply_override(data, item, origins)
-    return _Checker(origins).experiment(data, stem, source)
+    config, axes = schema.check(data, origins, stem)
+    sweep = tuple(
+        Axis(key=key, values=values, scale=scale) for key, values, scale in axes
+    )
+    return Experiment(config=config, sweep=sweep, source=source)
 
 
 class _Origins:
@@ -184,6 +168,9 @@ class _Origins:
         for length in range(len(path), 0, -1):
             item = self.overridden.get(path[:length])
             if item is not None:
+                return f"command-line override '{item}': {dotted}"
+        for overridden, item in self.overridden.items():
+            if overridden[: len(path)] == path:
                 return f"command-line override '{item}': {dotted}"
         for length in range(len(path), 0, -1):
             line = self.lines.get(path[:length])
@@ -204,9 +191,11 @@ def _apply_override(data, item, origins):
             f"command-line argument '{item}': an override is written key=value, "
             "as in steps=500 or sweep.start.w.num=64"
         )
+    if not text.strip():
+        raise ConfigError(
+            f"command-line override '{item}': no value after '='; write {key}=VALUE"
+        )
     value = _yaml.load(text, f"command-line override '{item}'").data
-    if text.strip() == "":
-        value = None
     path = _override_path(data, key.split("."), item)
     target = data
     for part in path[:-1]:
@@ -264,378 +253,12 @@ def _child(node, key):
     return None
 
 
-class _Checker:
-    """Checks a config mapping, collecting every problem before raising."""
-
-    def __init__(self, origins):
-        self.origins = origins
-        self.problems = []
-
-    def problem(self, path, message):
-        self.problems.append(f"{self.origins.where(path)}: {message}")
-
-    def done(self):
-        if self.problems:
-            raise ConfigError(self.problems)
-
-    def experiment(self, data, stem, source):
-        self.keys(data, (), _TOP_KEYS)
-        config = {
-            "name": self.text(data, ("name",), default=stem),
-            "objective": self.objective(data),
-            "start": self.start(data),
-            "optimizer": self.optimizer(data),
-            "steps": self.integer(data, ("steps",), default=200, minimum=1),
-            "dtype": self.choice(data, ("dtype",), DTYPES, default="float32"),
-            "chunk_size": self.integer(data, ("chunk_size",), default=None, minimum=1),
-            "classify": self.classify(data),
-            "figures": self.figures(data),
-        }
-        sweep_spec = self.section(data, ("sweep",), required=False)
-        config["sweep"] = sweep_spec
-        axes = tuple(self.axis(config, key, spec) for key, spec in sweep_spec.items())
-        if config["objective"]["expr"] is not None:
-            self.formula(config)
-        self.done()
-        return Experiment(config=config, sweep=axes, source=source)
-
-    # Sections.
-
-    def objective(self, data):
-        section = self.section(data, ("objective",), required=True)
-        self.keys(section, ("objective",), ("expr",))
-        if section and "expr" not in section:
-            self.problem(
-                ("objective",),
-                "missing key 'expr': the cost as a formula "
-                "of the parameters, such as '(w - 2)**2 + 1'",
-            )
-        expr = self.text(section, ("objective", "expr"), default=None)
-        return {"expr": expr}
-
-    def start(self, data):
-        section = self.section(data, ("start",), required=True)
-        start = {}
-        for name in section:
-            path = ("start", name)
-            if (
-                not isinstance(name, str)
-                or not name.isidentifier()
-                or name.startswith("_")
-            ):
-                self.problem(
-                    path,
-                    f"'{name}' is not a parameter name; use letters, "
-                    "digits and underscores, not starting with a digit or _",
-                )
-                continue
-            start[name] = self.number(section, path, default=None, required=True)
-        if data.get("start") is not None and not section:
-            self.problem(
-                ("start",),
-                "name at least one parameter and its starting value, such as 'w: 0.0'",
-            )
-        return start
-
-    def optimizer(self, data):
-        section = self.section(data, ("optimizer",), required=True)
-        name = self.choice(
-            section, ("optimizer", "name"), tuple(OPTIMIZERS), default="sgd"
-        )
-        spec = OPTIMIZERS.get(name)
-        if spec is None:
-            return {"name": name}
-        self.keys(section, ("optimizer",), ("name",) + tuple(spec.hyperparameters))
-        out = {"name": name}
-        for key, field in spec.hyperparameters.items():
-            path = ("optimizer", key)
-            if field.kind == "bool":
-                out[key] = self.boolean(section, path, default=field.default)
-            else:
-                out[key] = self.number(
-                    section,
-                    path,
-                    default=field.default,
-                    required=field.required,
-                    check=field.check,
-                )
-        return out
-
-    def classify(self, data):
-        section = self.section(data, ("classify",), required=False)
-        self.keys(section, ("classify",), ("rtol", "window"))
-        return {
-            "rtol": self.number(
-                section,
-                ("classify", "rtol"),
-                default=1e-4,
-                check=_open_unit("a relative tolerance"),
-            ),
-            "window": self.integer(
-                section, ("classify", "window"), default=128, minimum=8
-            ),
-        }
-
-    def figures(self, data):
-        section = self.section(data, ("figures",), required=False)
-        self.keys(section, ("figures",), ("format", "dpi"))
-        return {
-            "format": self.choice(
-                section, ("figures", "format"), FIGURE_FORMATS, default="png"
-            ),
-            "dpi": self.integer(section, ("figures", "dpi"), default=150, minimum=10),
-        }
-
-    def axis(self, config, key, spec):
-        path = ("sweep", key)
-        target = self.sweep_target(config, key, path)
-        values, scale = self.axis_values(spec, path)
-        if target is not None and values is not None:
-            for value in values:
-                message = target(float(value))
-                if message:
-                    self.problem(path, f"the value {value:g} {message}")
-                    break
-        return Axis(key=str(key), values=values, scale=scale)
-
-    def sweep_target(self, config, key, path):
-        """The check of the value a sweep key replaces, or None if it has none."""
-        if not isinstance(key, str):
-            self.problem(path, "a sweep key is the dotted path of a config value")
-            return None
-        parts = key.split(".")
-        if key in _UNSWEEPABLE:
-            self.problem(path, f"'{key}' {_UNSWEEPABLE[key]} and cannot be swept")
-            return None
-        if parts[0] == "start" and len(parts) == 2:
-            if parts[1] in config["start"]:
-                return lambda value: None
-            names = ", ".join(config["start"]) or "none"
-            close = difflib.get_close_matches(parts[1], list(config["start"]), n=1)
-            if not close and len(config["start"]) == 1:
-                close = list(config["start"])
-            hint = f"; did you mean 'start.{close[0]}'?" if close else ""
-            self.problem(
-                path, f"'{parts[1]}' is not a parameter (start has: {names}){hint}"
-            )
-            return None
-        if parts[0] == "optimizer" and len(parts) == 2:
-            spec = OPTIMIZERS.get(config["optimizer"]["name"])
-            field = spec.hyperparameters.get(parts[1]) if spec else None
-            if field is not None and field.kind == "number":
-                return field.check or (lambda value: None)
-            if field is not None:
-                self.problem(path, f"'{key}' is not numeric and cannot be swept")
-                return None
-        known = _sweepable(config)
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        self.problem(
-            path,
-            f"'{key}' is not a numeric config value that can be "
-            f"swept (these can: {', '.join(known)}){hint}",
-        )
-        return None
-
-    def axis_values(self, spec, path):
-        if isinstance(spec, list):
-            if not spec:
-                self.problem(path, "the list of values is empty")
-                return None, "list"
-            values = []
-            for index, item in enumerate(spec):
-                values.append(self.number({index: item}, path + (index,), default=None))
-            if any(value is None for value in values):
-                return None, "list"
-            return np.asarray(values, dtype=np.float64), "list"
-        if not isinstance(spec, dict):
-            self.problem(
-                path,
-                "a sweep is a list of values or a mapping such as "
-                "{linspace: [0.01, 1.2], num: 240}",
-            )
-            return None, "list"
-        kinds = [kind for kind in ("linspace", "logspace") if kind in spec]
-        self.keys(spec, path, ("linspace", "logspace", "num"))
-        if len(kinds) != 1:
-            self.problem(
-                path,
-                "give exactly one of linspace: [a, b] or "
-                "logspace: [a, b] (base-10 exponents), with num",
-            )
-            return None, "list"
-        kind = kinds[0]
-        bounds = spec[kind]
-        num = self.integer(
-            spec, path + ("num",), default=None, minimum=1, required=True
-        )
-        if (
-            not isinstance(bounds, list)
-            or len(bounds) != 2
-            or any(_not_number(b) for b in bounds)
-        ):
-            self.problem(path + (kind,), f"{kind} takes two numbers [a, b]")
-            return None, "list"
-        if num is None:
-            return None, "list"
-        low, high = (float(b) for b in bounds)
-        if not (np.isfinite(low) and np.isfinite(high)):
-            self.problem(path + (kind,), f"{kind} bounds must be finite numbers")
-            return None, "list"
-        if kind == "linspace":
-            return np.linspace(low, high, num), "linear"
-        return np.logspace(low, high, num), "log"
-
-    def formula(self, config):
-        expr = config["objective"]["expr"]
-        names = tuple(config["start"])
-        try:
-            formula.parse(expr, names, where=self.origins.where(("objective", "expr")))
-        except ConfigError as err:
-            self.problems.extend(err.problems)
-            return
-        used = formula.names_used(expr)
-        for name in names:
-            if name not in used:
-                self.problem(
-                    ("start", name),
-                    f"the parameter '{name}' does not "
-                    "appear in objective.expr; remove it or use it",
-                )
-
-    # Values.
-
-    def keys(self, mapping, path, allowed):
-        if not isinstance(mapping, dict):
-            return
-        for key in mapping:
-            if key not in allowed:
-                close = difflib.get_close_matches(
-                    str(key), [str(a) for a in allowed], n=1
-                )
-                hint = (
-                    f"did you mean '{close[0]}'?"
-                    if close
-                    else (f"known keys: {', '.join(map(str, allowed))}")
-                )
-                self.problem(path + (key,), f"unknown key '{key}'; {hint}")
-
-    def section(self, data, path, required):
-        value = data.get(path[-1]) if isinstance(data, dict) else None
-        if value is None:
-            if required and isinstance(data, dict) and path[-1] not in data:
-                self.problem(path, f"missing section '{path[-1]}'")
-            return {}
-        if not isinstance(value, dict):
-            self.problem(path, f"must be a mapping of keys, not {_kind(value)}")
-            return {}
-        return value
-
-    def _present(self, mapping, path, default, required):
-        key = path[-1]
-        if not isinstance(mapping, dict) or key not in mapping or mapping[key] is None:
-            if required:
-                self.problem(path, "missing; this value is required")
-            return False, default
-        return True, mapping[key]
-
-    def number(self, mapping, path, default, required=False, check=None):
-        present, value = self._present(mapping, path, default, required)
-        if not present:
-            return value
-        if _not_number(value):
-            self.problem(path, f"expected a number, got {self.shown(path, value)}")
-            return default
-        value = float(value)
-        message = check(value) if check else None
-        if message:
-            self.problem(path, f"the value {value:g} {message}")
-        return value
-
-    def integer(self, mapping, path, default, minimum=None, required=False):
-        present, value = self._present(mapping, path, default, required)
-        if not present:
-            return value
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(
-                path, f"expected a whole number, got {self.shown(path, value)}"
-            )
-            return default
-        if minimum is not None and value < minimum:
-            self.problem(path, f"must be at least {minimum}, got {value}")
-            return default
-        return value
-
-    def boolean(self, mapping, path, default):
-        present, value = self._present(mapping, path, default, False)
-        if present and not isinstance(value, bool):
-            self.problem(path, f"expected true or false, got {self.shown(path, value)}")
-            return default
-        return value
-
-    def text(self, mapping, path, default):
-        present, value = self._present(mapping, path, default, False)
-        if present and not isinstance(value, str):
-            self.problem(path, f"expected text, got {self.shown(path, value)}")
-            return default
-        return value
-
-    def choice(self, mapping, path, options, default):
-        present, value = self._present(mapping, path, default, False)
-        if not present:
-            return value
-        if value not in options:
-            close = difflib.get_close_matches(str(value), list(options), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            self.problem(path, f"'{value}' is not one of: {', '.join(options)}{hint}")
-            return default
-        return value
-
-    def shown(self, path, value):
-        text = self.origins.texts.get(tuple(path))
-        if (
-            isinstance(value, bool)
-            and text is not None
-            and text.lower() not in ("true", "false")
-        ):
-            return f"'{text}', which YAML reads as the boolean {str(value).lower()}"
-        if isinstance(value, str):
-            return f"the text '{value}'"
-        return f"{_kind(value)} {value!r}"
-
-
-def _not_number(value):
-    return isinstance(value, bool) or not isinstance(value, int | float)
-
-
-def _kind(value):
-    return {
-        dict: "a mapping",
-        list: "a list",
-        str: "text",
-        bool: "a boolean",
-        type(None): "nothing",
-    }.get(type(value), type(value).__name__)
-
-
-def _open_unit(what):
-    def check(value):
-        if not 0 < value < 1:
-            return f"is not a valid {what}; use a number between 0 and 1"
-        return None
-
-    return check
-
-
-def _sweepable(config):
-    keys = [f"start.{name}" for name in config["start"]]
-    spec = OPTIMIZERS.get(config["optimizer"]["name"])
-    if spec:
-        keys += [
-            f"optimizer.{key}"
-            for key, field in spec.hyperparameters.items()
-            if field.kind == "number"
-        ]
-    return keys
+def _plain(value):
+    """A deep copy of a config mapping with numpy and tuple values made plain."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return copy.deepcopy(value)

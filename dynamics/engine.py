@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from dynamics import classify, formula, optimizers
+from dynamics import classify, objectives, optimizers
 from dynamics.config import Experiment
 
 #: Parameters up to this count are kept whole in the tail; more are projected.
@@ -180,33 +180,20 @@ def _program(structure, chunk):
 def _problem(config, values, dtype):
     """The loss, starting parameters and optimizer, with swept values put in."""
     config = _substitute(config, values)
-    names = tuple(config["start"])
-    loss_fn = formula.parse(config["objective"]["expr"], names)
-    params0 = {name: jnp.asarray(config["start"][name], dtype) for name in names}
-    hyper = {
-        key: (
-            jnp.asarray(value, dtype) if isinstance(value, float | jax.Array) else value
-        )
-        for key, value in config["optimizer"].items()
-    }
-    return loss_fn, params0, optimizers.build(hyper)
+    problem = objectives.build(config, dtype)
+    return problem.loss, problem.params, optimizers.build(config["optimizer"], dtype)
 
 
 def _substitute(config, values):
     """A copy of ``config`` with the value at each dotted path replaced."""
     config = copy.deepcopy(config) if values else config
     for key, value in values.items():
-        *parents, last = _split(config, key)
+        *parents, last = key.split(".")
         target = config
         for part in parents:
-            target = target[part]
-        target[last] = value
+            target = target[int(part) if isinstance(target, list) else part]
+        target[int(last) if isinstance(target, list) else last] = value
     return config
-
-
-def _split(config, key):
-    head, _, rest = key.partition(".")
-    return [head, rest] if head in ("start", "optimizer") else key.split(".")
 
 
 class _Carry(NamedTuple):
@@ -308,6 +295,7 @@ def _simulate_one(loss_fn, opt, params0, steps, window, rtol):
             max_grad=max_grad,
             opposite_pairs=carry.opposite_pairs,
             pairs=carry.pairs,
+            settled=last_outside < steps - max(window // 4, 1),
         )
     )
     converged = verdict.regime == classify.Regime.CONVERGED

@@ -13,7 +13,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from dynamics import engine, formula
+from dynamics import engine, objectives
 from dynamics.classify import Regime
 from dynamics.config import Experiment
 
@@ -75,7 +75,11 @@ def plot_stability_map(ds, x: str | None = None, y: str | None = None) -> Figure
         linewidth=0,
         rasterized=True,
     )
-    _label_axis(ax, "x", classes, x)
+    if x is None:
+        ax.set_xticks([])
+        ax.set_xlabel("a single run (no sweep)")
+    else:
+        _label_axis(ax, "x", classes, x)
     if y is None:
         ax.set_yticks([])
     else:
@@ -113,9 +117,9 @@ def _subtitle(ds):
         import yaml
 
         config = yaml.safe_load(ds.attrs["config"])
-        objective = config["objective"]["expr"]
+        objective = _short(objectives.describe(config["objective"]))
         return (
-            f"\nJ = {objective}, {config['optimizer']['name']}, "
+            f"\n{objective}, {config['optimizer']['name']}, "
             f"{config['steps']} steps, {config['dtype']}"
         )
     except (KeyError, TypeError, ValueError):
@@ -137,27 +141,35 @@ def plot_cost_tangent(exp: Experiment) -> Figure:
         loss(w),
         color="#0072B2",
         lw=2,
-        label=f"J({name}) = {exp.config['objective']['expr']}",
+        label=_short(objectives.describe(exp.config["objective"])),
     )
-    span = np.array([lo, hi])
-    ax.plot(
-        span,
-        j0 + slope * (span - w0),
-        color="#D55E00",
-        lw=1.5,
-        ls="--",
-        label=f"tangent at {name} = {w0:g}: slope J'({w0:g}) = {slope:.4g}",
-    )
-    ax.plot([w0], [j0], "o", color="#D55E00", ms=7, zorder=3)
-    ax.annotate(
-        f"slope {slope:.4g}",
-        (w0, j0),
-        xytext=(-12, -22),
-        textcoords="offset points",
-        ha="right",
-        color="#D55E00",
-        fontweight="bold",
-    )
+    if np.isfinite(j0) and np.isfinite(slope):
+        span = np.array([lo, hi])
+        ax.plot(
+            span,
+            j0 + slope * (span - w0),
+            color="#D55E00",
+            lw=1.5,
+            ls="--",
+            label=f"tangent at {name} = {w0:g}: slope J'({w0:g}) = {slope:.4g}",
+        )
+        ax.plot([w0], [j0], "o", color="#D55E00", ms=7, zorder=3)
+        ax.annotate(
+            f"slope {slope:.4g}",
+            (w0, j0),
+            xytext=(-12, -22),
+            textcoords="offset points",
+            ha="right",
+            color="#D55E00",
+            fontweight="bold",
+        )
+    else:
+        ax.axvline(
+            w0,
+            color="#D55E00",
+            ls=":",
+            label=f"start {name} = {w0:g}: J = {j0:g}, slope {slope:g} (no tangent)",
+        )
     _clip_to_curve(ax, loss(w))
     ax.set_xlabel(name)
     ax.set_ylabel(f"J({name})")
@@ -174,7 +186,7 @@ def plot_descent_path(exp: Experiment, path: engine.Path | None = None) -> Figur
     finite = np.isfinite(ws) & np.isfinite(losses)
     lo, hi = _curve_range(exp, ws[finite])
     w = np.linspace(lo, hi, 400)
-    rate = exp.config["optimizer"]["learning_rate"]
+    rate = _rate_text(exp.config["optimizer"])
 
     fig = Figure(figsize=(10.0, 4.2), layout="constrained")
     ax, ax_loss = fig.subplots(1, 2, width_ratios=(3, 2))
@@ -190,30 +202,40 @@ def plot_descent_path(exp: Experiment, path: engine.Path | None = None) -> Figur
         label="iterates",
     )
     ax.plot(
-        [ws[0]],
-        [losses[0]],
+        [ws[0]] if finite[0] else [],
+        [losses[0]] if finite[0] else [],
         "o",
         color="#009E73",
         ms=9,
         zorder=3,
         label=f"start {name} = {ws[0]:.4g}",
     )
-    end = np.flatnonzero(finite)[-1]
-    ax.plot(
-        [ws[end]],
-        [losses[end]],
-        "s",
-        color="#D55E00",
-        ms=8,
-        zorder=3,
-        label=f"end {name} = {ws[end]:.4g} (step {end})",
-    )
+    if finite.any():
+        end = int(np.flatnonzero(finite)[-1])
+        last = "end" if end == len(ws) - 1 else "last finite"
+        ax.plot(
+            [ws[end]],
+            [losses[end]],
+            "s",
+            color="#D55E00",
+            ms=8,
+            zorder=3,
+            label=f"{last} {name} = {ws[end]:.4g} (step {end})",
+        )
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            "the loss is not finite at the start",
+            ha="center",
+            transform=ax.transAxes,
+            color="#D55E00",
+        )
     _clip_to_curve(ax, np.concatenate([loss(w), losses[finite]]))
     ax.set_xlabel(name)
     ax.set_ylabel(f"J({name})")
     ax.set_title(
-        f"{exp.config['optimizer']['name']}, learning rate {rate:g}, "
-        f"{len(ws) - 1} steps"
+        f"{exp.config['optimizer']['name']}, learning rate {rate}, {len(ws) - 1} steps"
     )
     ax.legend(loc="upper center", frameon=False)
 
@@ -293,23 +315,25 @@ def _label_axis(ax, which, da, dim):
 
 
 def _one_dimensional(exp):
-    if len(exp.param_names) != 1:
+    name = objectives.scalar_parameter(exp.config)
+    if name is None:
         raise ValueError(
-            "the cost-curve figures need exactly one parameter; "
-            f"this objective has {len(exp.param_names)}"
+            "the cost-curve figures need an objective of one scalar parameter"
         )
-    name = exp.param_names[0]
-    parsed = formula.parse(exp.config["objective"]["expr"], exp.param_names)
-    with jax.enable_x64(exp.dtype == "float64"):
-        grad = jax.grad(lambda value: parsed({name: value}).sum())
+    x64 = exp.dtype == "float64"
+    with jax.enable_x64(x64):
+        problem = objectives.build(exp.config, exp.dtype)
+        curve = jax.jit(jax.vmap(lambda value: problem.loss({name: value})))
+        grad = jax.jit(jax.grad(lambda value: problem.loss({name: value})))
 
     def loss(w):
-        with jax.enable_x64(exp.dtype == "float64"):
-            values = parsed({name: np.asarray(w, dtype=exp.dtype)})
-        return np.asarray(values, dtype=float)
+        with jax.enable_x64(x64):
+            values = curve(np.atleast_1d(np.asarray(w, dtype=exp.dtype)))
+        values = np.asarray(values, dtype=float)
+        return values if np.ndim(w) else values[0]
 
     def slope(w0):
-        with jax.enable_x64(exp.dtype == "float64"):
+        with jax.enable_x64(x64):
             return float(grad(np.asarray(w0, dtype=exp.dtype)))
 
     return name, loss, slope
@@ -333,3 +357,16 @@ def _clip_to_curve(ax, values):
         lo, hi = float(finite.min()), float(finite.max())
         pad = 0.08 * (hi - lo or 1.0)
         ax.set_ylim(lo - pad, hi + pad)
+
+
+def _rate_text(optimizer):
+    rate = optimizer["learning_rate"]
+    text = ", ".join(f"{r:g}" for r in rate) if isinstance(rate, list) else f"{rate:g}"
+    if optimizer.get("schedule") and optimizer["schedule"]["name"] != "constant":
+        text += f" × {optimizer['schedule']['name']}"
+    return text
+
+
+def _short(text, limit=60):
+    """A formula cut to fit a title or legend."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

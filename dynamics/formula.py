@@ -90,7 +90,8 @@ def parse(text: str, names: tuple[str, ...], where: str = "formula") -> Formula:
     if len(text) > MAX_LENGTH:
         raise ConfigError(
             f"{where}: the formula has {len(text)} characters, more than the "
-            f"{MAX_LENGTH} allowed; use a named objective or objective.callable"
+            f"{MAX_LENGTH} allowed; use a named objective (objective.name) or "
+            "your own function (objective.callable)"
         )
     try:
         tree = ast.parse(text.strip(), mode="eval")
@@ -129,7 +130,10 @@ class _Compiler:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(node, f"the constant {value!r} is not a number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf  # an integer too large for a float is infinite
         return lambda params: value
 
     def _Name(self, node, depth):
@@ -166,9 +170,23 @@ class _Compiler:
         operation = _BINARY.get(type(node.op))
         if operation is None:
             self.fail(node, f"the operator {_describe(node.op)} is not allowed")
-        left = self.compile(node.left, depth)
-        right = self.compile(node.right, depth)
-        return lambda params: operation(left(params), right(params))
+        # A long sum such as a + b + c + ... nests to the left; walk that spine
+        # in a loop, so its length does not count as depth.
+        chain = [(operation, node.right)]
+        left = node.left
+        while isinstance(left, ast.BinOp) and type(left.op) in _BINARY:
+            chain.append((_BINARY[type(left.op)], left.right))
+            left = left.left
+        first = self.compile(left, depth)
+        rest = [(op, self.compile(term, depth)) for op, term in reversed(chain)]
+
+        def evaluate(params):
+            value = first(params)
+            for op, term in rest:
+                value = op(value, term(params))
+            return value
+
+        return evaluate
 
     def _power(self, node, depth):
         base = self.compile(node.left, depth)

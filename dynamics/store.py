@@ -7,6 +7,7 @@ when complete, so an existing run is never half-replaced and is replaced only
 when asked.
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -21,15 +22,36 @@ RESULTS = "results.zarr"
 
 
 def check_writable(out: str, force: bool) -> None:
-    """Refuses, before any work, an output that exists unless ``force``."""
-    if os.path.exists(out) and not force:
-        raise ConfigError(
-            f"output '{out}' already exists; choose another -o, or pass --force "
-            "to replace it"
-        )
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ConfigError(f"output '{out}' exists and is not a directory")
-    parent = os.path.dirname(os.path.abspath(out))
+    """Refuses, before any work, an output that cannot or must not be written.
+
+    An existing folder is replaced only with ``force``, and only when it is an
+    earlier run (it holds ``results.zarr``) or empty: never the working folder
+    or any other folder of the user's.
+    """
+    if not out or not out.strip():
+        raise ConfigError("the output path is empty; give a folder with -o")
+    path = os.path.abspath(out)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ConfigError(
+                f"output '{out}' exists and is not a folder; choose another -o"
+            )
+        if not force:
+            raise ConfigError(
+                f"output '{out}' already exists; choose another -o, "
+                "or pass --force to replace that earlier run"
+            )
+        if os.path.commonpath([path, os.getcwd()]) == path:
+            raise ConfigError(
+                f"output '{out}' holds the working folder; choose a new folder with -o"
+            )
+        if os.listdir(path) and not os.path.isdir(os.path.join(path, RESULTS)):
+            raise ConfigError(
+                f"output '{out}' is not a dynamics run (it has no "
+                f"{RESULTS}); --force replaces only earlier runs, so "
+                "choose another -o"
+            )
+    parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         try:
             os.makedirs(parent, exist_ok=True)
@@ -43,36 +65,73 @@ def check_writable(out: str, force: bool) -> None:
 
 @contextmanager
 def run_directory(out: str, force: bool = False):
-    """Yields a fresh folder to write into; renames it to ``out`` on success.
+    """Reserves ``out``, yields a staging folder, and renames it into place.
 
-    Nothing is left behind if the body raises. An existing ``out`` is replaced
-    only when ``force`` is true, and only after the new one is complete.
+    A new ``out`` is created (empty) before any work, so two runs cannot both
+    take it. Nothing is left behind if the body raises. An existing run is
+    replaced only with ``force``, and only once the new one is complete; an
+    output that someone else filled in the meantime is never replaced: the
+    new run is then kept beside it, and the error says where.
     """
     check_writable(out, force)
-    parent = os.path.dirname(os.path.abspath(out))
+    path = os.path.abspath(out)
+    parent = os.path.dirname(path)
+    claimed = False
+    if not os.path.exists(path):
+        try:
+            os.mkdir(path)
+            claimed = True
+        except FileExistsError:
+            raise ConfigError(
+                f"output '{out}' was created by someone else just "
+                "now; choose another -o"
+            ) from None
+        except OSError as err:
+            raise ConfigError(f"cannot write output '{out}': {err.strerror}") from None
     try:
-        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", dir=parent)
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=parent)
     except OSError as err:
+        if claimed:
+            os.rmdir(path)
         raise ConfigError(f"cannot write output '{out}': {err.strerror}") from None
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a run is not
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if claimed:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)  # only if still empty
         raise
-    old = None
-    if os.path.exists(out):
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old.", dir=parent)
-        os.rename(out, os.path.join(old, "run"))
-    os.rename(staging, out)
-    if old:
+    _put_in_place(staging, path, out, claimed)
+
+
+def _put_in_place(staging, path, out, claimed):
+    if not claimed and os.path.isdir(os.path.join(path, RESULTS)):
+        old = tempfile.mkdtemp(
+            prefix=f".{os.path.basename(path)}.old.", dir=os.path.dirname(path)
+        )
+        os.rename(path, os.path.join(old, "run"))
+        os.rename(staging, path)
         shutil.rmtree(old, ignore_errors=True)
+        return
+    try:
+        os.rename(staging, path)  # onto the empty folder reserved at the start
+    except OSError:
+        kept = f"{path}.{os.path.basename(staging).rsplit('.', 1)[-1]}"
+        os.rename(staging, kept)
+        raise ConfigError(
+            f"output '{out}' was filled by something else while the "
+            f"sweep ran and was left alone; this run is in '{kept}'"
+        ) from None
 
 
 def save(ds: xr.Dataset, folder: str) -> str:
     """Writes the Dataset into ``folder/results.zarr`` and returns that path."""
     path = os.path.join(folder, RESULTS)
-    ds.to_zarr(path, mode="w-", consolidated=False)
+    # Zarr format 2 with consolidated metadata: every xarray and zarr reader
+    # opens it without a warning, `xarray.open_zarr(path)` included.
+    ds.to_zarr(path, mode="w-", consolidated=True, zarr_format=2)
     return path
 
 
@@ -88,7 +147,7 @@ def load(out: str) -> xr.Dataset:
             f"'{out}' holds no results ({RESULTS} is missing); "
             "give the folder a `dynamics run -o` wrote"
         )
-    ds = xr.open_dataset(path, engine="zarr", chunks=None, consolidated=False)
+    ds = xr.open_dataset(path, engine="zarr", chunks=None)
     attrs = ds["regime"].attrs
     if "flag_values" in attrs:
         attrs["flag_values"] = np.asarray(attrs["flag_values"], dtype=np.int8)

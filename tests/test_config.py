@@ -120,7 +120,11 @@ BAD = {
     "num zero": (replace("num: 161", "num: 0"), ["exp.yaml:12:", "num", "at least 1"]),
     "sweep of a missing key": (
         replace("start.w: {", "start.v: {"),
-        ["exp.yaml:12:", "'v' is not a parameter", "did you mean 'start.w'"],
+        [
+            "exp.yaml:12:",
+            "'start.v' is not a numeric config value",
+            "did you mean 'start.w'",
+        ],
     ),
     "sweep of steps": (
         replace("start.w: {linspace: [-2.0, 6.0], num: 161}", "steps: [1, 2]"),
@@ -153,6 +157,49 @@ BAD = {
     "formula syntax": (
         replace('"(w - 2)**2 + 1"', '"(w - 2**2"'),
         ["exp.yaml:3:", "cannot read the formula"],
+    ),
+    "steps too few": (replace("steps: 200", "steps: 2"), ["exp.yaml:9:", "at least 8"]),
+    "value beyond float32": (
+        replace("[-2.0, 6.0]", "[-2.0, 1e300]"),
+        ["exp.yaml:12:", "does not fit in float32", "float64"],
+    ),
+    "infinite number": (
+        replace("learning_rate: 0.1", "learning_rate: .inf"),
+        ["exp.yaml:8:", "finite"],
+    ),
+    "nan number": (
+        replace("learning_rate: 0.1", "learning_rate: .nan"),
+        ["exp.yaml:8:", "finite"],
+    ),
+    "logspace overflow": (
+        replace("{linspace: [0.01, 1.2], num: 240}", "{logspace: [-3, 400], num: 5}"),
+        ["exp.yaml:11:", "base-10 exponents"],
+    ),
+    "recursive alias": ("a: &a [*a]\n", ["exp.yaml:1:", "recursive"]),
+    "alias bomb": (
+        "\n".join(
+            [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+        ).replace("*a0", "x")
+        + "\n",
+        ["exp.yaml:", "aliases are expanded"],
+    ),
+    "name with a slash": (
+        replace("name: good", "name: ../escape"),
+        ["exp.yaml:1:", "output folder"],
+    ),
+    "keyword parameter": (
+        replace("  w: 0.0", "  w: 0.0\n  lambda: 1.0"),
+        ["exp.yaml:6:", "cannot be a parameter name"],
+    ),
+    "constant parameter": (
+        replace("  w: 0.0", "  w: 0.0\n  pi: 1.0"),
+        ["exp.yaml:6:", "cannot be a parameter name"],
+    ),
+    "empty start": (replace("  w: 0.0\n", ""), ["exp.yaml:4:", "start"]),
+    "empty formula": (replace('"(w - 2)**2 + 1"', '""'), ["exp.yaml:3:", "empty"]),
+    "too many dots per inch": (
+        GOOD + "figures: {dpi: 100000}\n",
+        ["exp.yaml:13:", "at most 1,200"],
     ),
 }
 
@@ -190,6 +237,11 @@ def test_every_problem_in_a_file_is_listed(tmp_path):
         ("nosuch.key=1", "unknown key 'nosuch'"),
         ("sweep.start.w.num=abc", "command-line override 'sweep.start.w.num=abc'"),
         ("optimizer.learning_rate=[1", "YAML syntax"),
+        ("steps=", "no value after '='"),
+        (
+            "sweep.start.w.linspace.0=abc",
+            "command-line override 'sweep.start.w.linspace.0",
+        ),
     ],
 )
 def test_bad_overrides_name_the_argument(tmp_path, capsys, argument, expected):
@@ -219,3 +271,47 @@ def test_a_real_process_exits_2_without_traceback(tmp_path):
     assert "exp.yaml:9: steps: expected a whole number" in result.stderr
     assert result.stdout == ""
     assert sorted(os.listdir(tmp_path)) == ["exp.yaml"]
+
+
+def test_overrides_may_follow_options(tmp_path):
+    path = write(tmp_path, GOOD)
+    out = tmp_path / "out"
+    code = cli.main(
+        [
+            "run",
+            path,
+            "-o",
+            str(out),
+            "-q",
+            "steps=8",
+            "sweep.optimizer.learning_rate=[0.1]",
+            "sweep.start.w.num=2",
+        ]
+    )
+    assert code == 0
+    assert load_config(str(out / "config.yaml")).steps == 8
+
+
+def test_leading_dot_exponents_are_floats(tmp_path):
+    exp = load_config(
+        write(tmp_path, replace("learning_rate: 0.1", "learning_rate: .5e-1"))
+    )
+    assert exp.config["optimizer"]["learning_rate"] == 0.05
+
+
+def test_mappings_from_python_may_hold_numpy_values_and_tuples():
+    import numpy as np
+
+    exp = load_config(
+        {
+            "objective": {"expr": "w**2"},
+            "start": {"w": np.float32(1)},
+            "optimizer": {"learning_rate": np.float64(0.1)},
+            "sweep": {
+                "start.w": np.linspace(0, 1, 3),
+                "optimizer.learning_rate": (0.1, 0.2),
+            },
+        },
+        overrides="steps=20",
+    )
+    assert exp.shape == (3, 2) and exp.steps == 20

@@ -92,3 +92,16 @@ def test_every_whitelisted_function_runs():
     for name, (_, arity) in FUNCTIONS.items():
         f = parse(f"{name}({', '.join(['w'] * arity)})", ("w",))
         assert np.isfinite(float(f({"w": 0.5}))), name
+
+
+def test_long_sums_are_not_nesting_and_keep_their_order():
+    text = " + ".join(f"(w - {i})**2" for i in range(120))
+    assert float(parse(text, ("w",))({"w": 1.0})) == sum(
+        (1 - i) ** 2 for i in range(120)
+    )
+    mixed = parse("1 - 2 * 3 / 4 + 5 - w * 2 ** 2 % 3", ("w",))
+    assert float(mixed({"w": 1.0})) == 1 - 2 * 3 / 4 + 5 - 1 * 2**2 % 3
+
+
+def test_an_integer_too_large_for_a_float_is_infinite():
+    assert math.isinf(float(parse("w**2 + 1" + "0" * 400, ("w",))({"w": 1.0})))

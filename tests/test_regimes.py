@@ -183,3 +183,35 @@ def test_multidimensional_rosenbrock_like_valley_converges():
     )
     assert int(ds["regime"]) == CONVERGED
     assert float(ds["final_loss"]) < 1e-12
+
+
+@pytest.mark.parametrize("dtype, steps", [("float32", 500), ("float64", 5000)])
+def test_long_runs_that_end_hopping_between_neighbouring_floats_are_converged(
+    seed, dtype, steps
+):
+    # Near lr = 1 the float map can end in a cycle of a few ulps around w = 2;
+    # the run is within tolerance, so it has converged.
+    seed["steps"] = steps
+    rates = np.linspace(0.95, 0.995, 10)
+    ds = sweep(
+        seed,
+        dtype,
+        **{"optimizer.learning_rate": rates.tolist(), "start.w": [-2.0, 0.0, 5.0]},
+    )
+    assert (ds["regime"].values == CONVERGED).all()
+
+
+def test_heavy_ball_boundary_holds_for_long_runs(seed):
+    seed["optimizer"]["momentum"] = 0.9
+    seed["steps"] = 2000
+    rates = np.linspace(0.05, 2.2, 44)
+    ds = sweep(
+        seed,
+        "float64",
+        **{"optimizer.learning_rate": rates.tolist(), "start.w": [-1.0, 0.5, 5.0]},
+    )
+    for lr, row in zip(rates, ds["regime"].values, strict=True):
+        if lr < 1.9 - 0.05:
+            assert (row == CONVERGED).all(), (lr, row)
+        elif lr > 1.9 + 0.05:
+            assert (row == DIVERGED).all(), (lr, row)

@@ -69,9 +69,7 @@ def test_run_writes_a_store_that_load_reopens(small, tmp_path):
     ]
     again = dynamics.load(out)
     xr.testing.assert_identical(ds.load(), again.load())
-    plain = xr.open_zarr(
-        os.path.join(out, "results.zarr"), consolidated=False, chunks=None
-    )
+    plain = xr.open_zarr(os.path.join(out, "results.zarr"))  # warnings are errors
     assert plain["regime"].attrs["flag_meanings"] == ds["regime"].attrs["flag_meanings"]
     assert dynamics.load_config(os.path.join(out, "config.yaml")).shape == (12, 3)
 
@@ -160,3 +158,75 @@ def test_default_run_end_to_end(tmp_path):
     assert abs(rates[converged & ~shoots][-1] - 0.5) <= cell
     assert "Largest learning rate that converges from every start" in result.stdout
     assert np.all(ds["regime"].sel({"start.w": 2.0}) == dynamics.Regime.CONVERGED)
+
+
+def test_force_replaces_only_earlier_runs(small, tmp_path):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(dynamics.ConfigError, match="not a dynamics run"):
+        dynamics.run(small, str(precious), force=True)
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    assert sorted(os.listdir(tmp_path)) == ["thesis"]
+
+
+def test_the_working_folder_is_never_replaced(small, tmp_path, monkeypatch):
+    dynamics.run(small, str(tmp_path / "run"))
+    monkeypatch.chdir(tmp_path / "run")
+    with pytest.raises(dynamics.ConfigError, match="working folder"):
+        dynamics.run(small, ".", force=True)
+    assert (tmp_path / "run" / "results.zarr").is_dir()
+
+
+def test_an_output_filled_during_the_run_is_left_alone(small, tmp_path):
+    out = tmp_path / "run"
+
+    def meddle(done, total):
+        (out / "notes.txt").write_text("mine")
+
+    with pytest.raises(dynamics.ConfigError, match="left alone; this run is in"):
+        dynamics.run(small, str(out), progress=meddle)
+    assert (out / "notes.txt").read_text() == "mine"
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("run.")]
+    assert len(kept) == 1 and (kept[0] / "results.zarr").is_dir()
+
+
+def test_two_runs_cannot_take_the_same_output(small, tmp_path):
+    out = tmp_path / "run"
+
+    def second_run(done, total):
+        with pytest.raises(dynamics.ConfigError, match="already exists"):
+            dynamics.run(small, str(out))
+
+    dynamics.run(small, str(out), progress=second_run)
+    assert (out / "results.zarr").is_dir()
+
+
+def test_a_config_without_a_sweep_writes_all_its_figures(seed, tmp_path):
+    out = tmp_path / "single"
+    ds = dynamics.run(seed, str(out))
+    assert ds["regime"].shape == ()
+    for name in ("stability_map.png", "cost_tangent.png", "descent_path.png"):
+        assert (out / name).exists()
+
+
+def test_figures_survive_a_loss_that_is_infinite_from_the_start(tmp_path):
+    out = tmp_path / "inf"
+    ds = dynamics.run(
+        {
+            "objective": {"expr": "1 / w"},
+            "start": {"w": 0.0},
+            "optimizer": {"learning_rate": 0.1},
+            "steps": 20,
+        },
+        str(out),
+    )
+    assert int(ds["regime"]) == dynamics.Regime.DIVERGED
+    assert int(ds["diverged_at"]) == 0
+    assert (out / "descent_path.png").exists()
+
+
+def test_a_bad_figure_format_is_refused_before_any_work(small, tmp_path):
+    with pytest.raises(dynamics.ConfigError, match="jpg"):
+        dynamics.run(small, str(tmp_path / "run"), figure_format="jpg")
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,1 @@
+"""Objective families registered by name (filled in by the next commit)."""

@@ -1,0 +1,622 @@
+"""The config schema: every key at every depth checked, every problem located.
+
+:func:`check` turns a raw mapping into the normalized config (defaults filled
+in) and the sweep axes, or raises one :class:`ConfigError` listing every
+problem, each with its file and line (or command-line argument) and the fix.
+"""
+
+import difflib
+import importlib
+import keyword
+import math
+import os
+import re
+import sys
+
+import jax
+import numpy as np
+
+from dynamics import formula, objectives
+from dynamics.errors import ConfigError
+from dynamics.optimizers import OPTIMIZERS, SCHEDULES
+
+DTYPES = ("float32", "float64")
+FIGURE_FORMATS = ("png", "svg", "pdf")
+TOP_KEYS = (
+    "name",
+    "objective",
+    "start",
+    "optimizer",
+    "steps",
+    "sweep",
+    "dtype",
+    "chunk_size",
+    "classify",
+    "figures",
+)
+OBJECTIVE_KINDS = ("expr", "name", "model", "callable")
+MIN_STEPS, MAX_STEPS = 8, 10**8
+MAX_AXIS = 10**8
+MAX_DPI = 1200
+_UNSWEEPABLE = {
+    "steps": "sets the length of the scan",
+    "chunk_size": "sets how many runs go through at once",
+    "dtype": "sets the precision of the whole program",
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_RESERVED = set(formula.FUNCTIONS) | set(formula.CONSTANTS)
+
+
+def check(data, origins, stem):
+    """Checks a raw config mapping.
+
+    Returns:
+      ``(config, axes)``: the normalized config and a list of
+      ``(key, values, scale)`` for each swept key, in the order written.
+    """
+    return _Checker(origins).experiment(data, stem)
+
+
+class _Checker:
+    """Checks a config mapping, collecting every problem before raising."""
+
+    def __init__(self, origins):
+        self.origins = origins
+        self.problems = []
+        self.targets = {}  # sweepable dotted key -> check of one value
+
+    def problem(self, path, message):
+        self.problems.append(f"{self.origins.where(path)}: {message}")
+
+    def done(self):
+        if self.problems:
+            raise ConfigError(self.problems)
+
+    def experiment(self, data, stem):
+        self.keys(data, (), TOP_KEYS)
+        name = self.text(data, ("name",), default=stem)
+        if name is not None and not _NAME.match(name):
+            self.problem(
+                ("name",),
+                f"'{name}' names the output folder: use letters, "
+                "digits, '.', '_' and '-', starting with a letter or digit",
+            )
+        objective, family = self.objective(data)
+        config = {
+            "name": name,
+            "objective": objective,
+            "start": self.start(data, objective, family),
+            "optimizer": self.optimizer(data),
+            "steps": self.integer(
+                data,
+                ("steps",),
+                200,
+                MIN_STEPS,
+                MAX_STEPS,
+                why="the regime is read from the last steps",
+            ),
+            "dtype": self.choice(data, ("dtype",), DTYPES, default="float32"),
+            "chunk_size": self.integer(data, ("chunk_size",), None, 1, 2**24),
+            "classify": self.classify(data),
+            "figures": self.figures(data),
+        }
+        if not self.problems:
+            self.groups(config)
+        sweep = self.section(data, ("sweep",), required=False)
+        config["sweep"] = sweep
+        axes = [self.axis(config, key, spec) for key, spec in sweep.items()]
+        self.done()
+        runs = math.prod(len(values) for _, values, _ in axes)
+        if runs > 2**31 - 1:
+            self.problem(
+                ("sweep",),
+                f"the grid has {runs:,} runs, more than the "
+                f"{2**31 - 1:,} one sweep can hold; split it",
+            )
+        self.done()
+        return config, axes
+
+    # Sections.
+
+    def objective(self, data):
+        path = ("objective",)
+        section = self.section(data, path, required=True)
+        kinds = [kind for kind in OBJECTIVE_KINDS if section.get(kind) is not None]
+        if section and len(kinds) != 1:
+            given = ", ".join(kinds) or "none"
+            self.problem(
+                path,
+                "give exactly one of expr (a formula), name (a named "
+                "function), model or callable; given: " + given,
+            )
+            self.keys(section, path, OBJECTIVE_KINDS)
+            return {"expr": None}, None
+        if not section:
+            return {"expr": None}, None
+        kind = kinds[0]
+        if kind == "expr":
+            self.keys(section, path, ("expr",))
+            return {"expr": self.text(section, path + ("expr",), None, True)}, None
+        if kind == "callable":
+            self.keys(section, path, ("callable",))
+            target = self.text(section, path + ("callable",), None, True)
+            if target is not None:
+                self.user_function(target)
+            return {"callable": target}, None
+        table = objectives.FAMILIES if kind == "name" else objectives.MODELS
+        choice = self.choice(section, path + (kind,), tuple(table), default=None)
+        family = table.get(choice)
+        if family is None:
+            return {kind: choice}, None
+        self.keys(section, path, (kind,) + tuple(family.settings))
+        out = {kind: choice}
+        for key, setting in family.settings.items():
+            out[key] = self.setting(section, path + (key,), setting)
+            if setting.kind == "number":
+                self.targets[f"objective.{key}"] = setting.check or _no_check
+        return out, family
+
+    def user_function(self, target):
+        path = ("objective", "callable")
+        module_name, _, function_name = target.partition(":")
+        if not module_name or not function_name:
+            self.problem(path, f"'{target}' must be written 'package.module:function'")
+            return
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as err:  # the user's module failed to import: say why
+            self.problem(
+                path, f"cannot import '{module_name}': {type(err).__name__}: {err}"
+            )
+            return
+        function = getattr(module, function_name, None)
+        if not callable(function):
+            self.problem(path, f"'{module_name}' has no function '{function_name}'")
+
+    def start(self, data, objective, family):
+        path = ("start",)
+        section = self.section(data, path, required=family is None)
+        if family is not None:
+            self.keys(section, path, tuple(family.start))
+            start = {}
+            for key, setting in family.start.items():
+                start[key] = self.setting(section, path + (key,), setting)
+                self.targets[f"start.{key}"] = setting.check or _no_check
+            return start
+        start = {}
+        for name in section:
+            where = path + (name,)
+            if (
+                not isinstance(name, str)
+                or not name.isidentifier()
+                or keyword.iskeyword(name)
+                or name.startswith("_")
+                or name in _RESERVED
+            ):
+                self.problem(
+                    where,
+                    f"'{name}' cannot be a parameter name: use "
+                    "letters, digits and underscores, not a Python keyword, "
+                    "function or constant name, not starting with _",
+                )
+                continue
+            if objective.get("callable") is not None and isinstance(
+                section[name], list
+            ):
+                start[name] = [
+                    self.number({i: v}, where + (i,), None, True)
+                    for i, v in enumerate(section[name])
+                ]
+                continue
+            start[name] = self.number(section, where, None, True)
+            self.targets[f"start.{name}"] = _no_check
+        if "start" in data and not section:
+            self.problem(
+                path,
+                "name at least one parameter and its starting value, such as 'w: 0.0'",
+            )
+        if objective.get("expr") is not None and start:
+            self.formula(objective["expr"], start)
+        return start
+
+    def formula(self, expr, start):
+        names = tuple(start)
+        try:
+            formula.parse(expr, names, where=self.origins.where(("objective", "expr")))
+        except ConfigError as err:
+            self.problems.extend(err.problems)
+            return
+        used = formula.names_used(expr)
+        for name in names:
+            if name not in used:
+                self.problem(
+                    ("start", name),
+                    f"the parameter '{name}' does not "
+                    "appear in objective.expr; remove it or use it",
+                )
+
+    def optimizer(self, data):
+        path = ("optimizer",)
+        section = self.section(data, path, required=True)
+        name = self.choice(section, path + ("name",), tuple(OPTIMIZERS), "sgd")
+        spec = OPTIMIZERS.get(name)
+        if spec is None:
+            return {"name": name, "learning_rate": None}
+        self.keys(section, path, ("name", "schedule") + tuple(spec.hyperparameters))
+        out = {"name": name}
+        for key, field in spec.hyperparameters.items():
+            where = path + (key,)
+            if field.kind == "learning_rate":
+                out[key] = self.learning_rate(section, where, field)
+            elif field.kind == "bool":
+                out[key] = self.boolean(section, where, field.default)
+            elif field.kind == "integer":
+                out[key] = self.integer(section, where, field.default, 0, 2**31 - 1)
+            else:
+                out[key] = self.number(
+                    section, where, field.default, field.required, field.check
+                )
+                self.targets[f"optimizer.{key}"] = field.check or _no_check
+        out["schedule"] = self.schedule(section)
+        return out
+
+    def learning_rate(self, section, path, field):
+        value = section.get(path[-1])
+        if isinstance(value, list):
+            if not value:
+                self.problem(path, "give one learning rate per parameter group, or one")
+                return None
+            rates = []
+            for index, item in enumerate(value):
+                rates.append(
+                    self.number({index: item}, path + (index,), None, True, field.check)
+                )
+                self.targets[f"optimizer.learning_rate.{index}"] = field.check
+            return rates
+        self.targets["optimizer.learning_rate"] = field.check
+        return self.number(section, path, None, True, field.check)
+
+    def schedule(self, section):
+        path = ("optimizer", "schedule")
+        value = section.get("schedule")
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = {"name": value}
+        if not isinstance(value, dict):
+            self.problem(
+                path,
+                "a schedule is a mapping such as {name: warmup_cosine, "
+                "warmup_steps: 10, decay_steps: 200}",
+            )
+            return None
+        name = self.choice(value, path + ("name",), tuple(SCHEDULES), None)
+        if name is None:
+            if "name" not in value:
+                self.problem(path, "missing 'name': one of " + ", ".join(SCHEDULES))
+            return None
+        schedule = SCHEDULES[name]
+        self.keys(value, path, ("name",) + tuple(schedule.settings))
+        out = {"name": name}
+        for key, field in schedule.settings.items():
+            out[key] = self.number(
+                value, path + (key,), field.default, field.required, field.check
+            )
+            self.targets[f"optimizer.schedule.{key}"] = field.check or _no_check
+        return out
+
+    def classify(self, data):
+        path = ("classify",)
+        section = self.section(data, path, required=False)
+        self.keys(section, path, ("rtol", "window"))
+        return {
+            "rtol": self.number(section, path + ("rtol",), 1e-4, check=_open_unit),
+            "window": self.integer(section, path + ("window",), 128, 8, 4096),
+        }
+
+    def figures(self, data):
+        path = ("figures",)
+        section = self.section(data, path, required=False)
+        self.keys(section, path, ("format", "dpi"))
+        return {
+            "format": self.choice(section, path + ("format",), FIGURE_FORMATS, "png"),
+            "dpi": self.integer(section, path + ("dpi",), 150, 10, MAX_DPI),
+        }
+
+    def groups(self, config):
+        """A list of learning rates must give one per parameter group."""
+        rates = config["optimizer"].get("learning_rate")
+        if not isinstance(rates, list):
+            return
+        names = group_names(config)
+        if len(rates) != len(names):
+            self.problem(
+                ("optimizer", "learning_rate"),
+                f"{len(rates)} learning "
+                f"rates for {len(names)} parameter groups "
+                f"({', '.join(names)}); give one per group, in that order",
+            )
+
+    # The sweep.
+
+    def axis(self, config, key, spec):
+        path = ("sweep", key)
+        check = self.target(key, path)
+        values, scale = self.axis_values(spec, path)
+        if values is None:
+            return str(key), None, scale
+        if check is not None:
+            for value in values:
+                message = check(float(value))
+                if message:
+                    self.problem(path, f"the value {value:g} {message}")
+                    break
+        dtype = np.dtype(config["dtype"] or "float32")
+        with np.errstate(over="ignore"):
+            cast = values.astype(dtype)
+        if not np.all(np.isfinite(cast)):
+            worst = values[~np.isfinite(cast)][0]
+            self.problem(
+                path,
+                f"the value {worst:g} does not fit in {dtype.name}; use "
+                "smaller values or dtype: float64",
+            )
+        return str(key), values, scale
+
+    def target(self, key, path):
+        """The check of the value a sweep key replaces, or None after a problem."""
+        if not isinstance(key, str):
+            self.problem(path, "a sweep key is the dotted path of a config value")
+            return None
+        if key in self.targets:
+            return self.targets[key] or _no_check
+        if key in _UNSWEEPABLE:
+            self.problem(path, f"'{key}' {_UNSWEEPABLE[key]} and cannot be swept")
+            return None
+        known = sorted(self.targets)
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        self.problem(
+            path,
+            f"'{key}' is not a numeric config value that can be swept "
+            f"(these can: {', '.join(known) or 'none'}){hint}",
+        )
+        return None
+
+    def axis_values(self, spec, path):
+        if isinstance(spec, list):
+            if not spec:
+                self.problem(path, "the list of values is empty")
+                return None, "list"
+            values = [
+                self.number({i: item}, path + (i,), None, True)
+                for i, item in enumerate(spec)
+            ]
+            if any(value is None for value in values):
+                return None, "list"
+            return np.asarray(values, dtype=np.float64), "list"
+        if not isinstance(spec, dict):
+            self.problem(
+                path,
+                "a sweep is a list of values or a mapping such as "
+                "{linspace: [0.01, 1.2], num: 240}",
+            )
+            return None, "list"
+        self.keys(spec, path, ("linspace", "logspace", "num"))
+        kinds = [kind for kind in ("linspace", "logspace") if kind in spec]
+        if len(kinds) != 1:
+            self.problem(
+                path,
+                "give exactly one of linspace: [a, b] or "
+                "logspace: [a, b] (base-10 exponents), with num",
+            )
+            return None, "list"
+        kind = kinds[0]
+        num = self.integer(spec, path + ("num",), None, 1, MAX_AXIS, required=True)
+        bounds = spec[kind]
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            self.problem(path + (kind,), f"{kind} takes two numbers [a, b]")
+            return None, "list"
+        low = self.number({0: bounds[0]}, path + (kind, 0), None, True)
+        high = self.number({1: bounds[1]}, path + (kind, 1), None, True)
+        if num is None or low is None or high is None:
+            return None, "list"
+        if kind == "linspace":
+            return np.linspace(low, high, num), "linear"
+        if max(low, high) > 300:
+            self.problem(
+                path + (kind,),
+                f"10^{max(low, high):g} overflows; logspace "
+                "takes base-10 exponents, such as [-3, 0]",
+            )
+            return None, "list"
+        return np.logspace(low, high, num), "log"
+
+    # Values.
+
+    def keys(self, mapping, path, allowed):
+        if not isinstance(mapping, dict):
+            return
+        for key in mapping:
+            if key not in allowed:
+                names = [str(a) for a in allowed]
+                close = difflib.get_close_matches(str(key), names, n=1)
+                hint = (
+                    f"did you mean '{close[0]}'?"
+                    if close
+                    else f"known keys: {', '.join(names)}"
+                )
+                self.problem(path + (key,), f"unknown key '{key}'; {hint}")
+
+    def section(self, data, path, required):
+        value = data.get(path[-1]) if isinstance(data, dict) else None
+        if value is None:
+            if required and isinstance(data, dict) and path[-1] not in data:
+                self.problem(path, f"missing section '{path[-1]}'")
+            elif required:
+                self.problem(path, f"the section '{path[-1]}' is empty")
+            return {}
+        if not isinstance(value, dict):
+            self.problem(path, f"must be a mapping of keys, not {_kind(value)}")
+            return {}
+        return value
+
+    def present(self, mapping, path, default, required):
+        key = path[-1]
+        if not isinstance(mapping, dict) or key not in mapping or mapping[key] is None:
+            if required:
+                empty = isinstance(mapping, dict) and key in mapping
+                self.problem(
+                    path,
+                    "is empty; give a value"
+                    if empty
+                    else "missing; this value is required",
+                )
+            return False, default
+        return True, mapping[key]
+
+    def setting(self, mapping, path, setting):
+        required = setting.default is None
+        if setting.kind == "number":
+            return self.number(mapping, path, setting.default, required, setting.check)
+        if setting.kind == "integer":
+            value = self.integer(
+                mapping, path, setting.default, None, 2**31 - 1, required=required
+            )
+        elif setting.kind == "choice":
+            value = self.choice(mapping, path, setting.choices, setting.default)
+        else:  # "numbers"
+            present, value = self.present(mapping, path, setting.default, required)
+            if present:
+                if not isinstance(value, list) or not value:
+                    self.problem(path, "expected a list of numbers, such as [1, 10]")
+                    return setting.default
+                value = [
+                    self.number({i: v}, path + (i,), None, True)
+                    for i, v in enumerate(value)
+                ]
+        if value is not None and setting.check and setting.kind != "choice":
+            message = setting.check(value)
+            if message:
+                self.problem(path, f"the value {value} {message}")
+        return value
+
+    def number(self, mapping, path, default, required=False, check=None):
+        present, value = self.present(mapping, path, default, required)
+        if not present:
+            return value
+        if _not_number(value):
+            self.problem(path, f"expected a number, got {self.shown(path, value)}")
+            return default
+        try:
+            value = float(value)
+        except OverflowError:
+            self.problem(path, f"the number {value} is too large")
+            return default
+        if not math.isfinite(value):
+            self.problem(path, f"expected a finite number, got {value}")
+            return default
+        message = check(value) if check else None
+        if message:
+            self.problem(path, f"the value {value:g} {message}")
+        return value
+
+    def integer(
+        self, mapping, path, default, minimum=None, maximum=None, required=False, why=""
+    ):
+        present, value = self.present(mapping, path, default, required)
+        if not present:
+            return value
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(
+                path, f"expected a whole number, got {self.shown(path, value)}"
+            )
+            return default
+        reason = f" ({why})" if why else ""
+        if minimum is not None and value < minimum:
+            self.problem(path, f"must be at least {minimum}, got {value}{reason}")
+            return default
+        if maximum is not None and value > maximum:
+            self.problem(path, f"must be at most {maximum:,}, got {value:,}")
+            return default
+        return value
+
+    def boolean(self, mapping, path, default):
+        present, value = self.present(mapping, path, default, False)
+        if present and not isinstance(value, bool):
+            self.problem(path, f"expected true or false, got {self.shown(path, value)}")
+            return default
+        return value
+
+    def text(self, mapping, path, default, required=False):
+        present, value = self.present(mapping, path, default, required)
+        if present and not isinstance(value, str):
+            self.problem(path, f"expected text, got {self.shown(path, value)}")
+            return default
+        if present and not value.strip():
+            self.problem(path, "is empty; give a value")
+            return default
+        return value
+
+    def choice(self, mapping, path, options, default):
+        present, value = self.present(mapping, path, default, False)
+        if not present:
+            return value
+        if value not in options:
+            close = difflib.get_close_matches(str(value), list(options), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            self.problem(path, f"'{value}' is not one of: {', '.join(options)}{hint}")
+            return default
+        return value
+
+    def shown(self, path, value):
+        text = self.origins.texts.get(tuple(path))
+        if (
+            isinstance(value, bool)
+            and text is not None
+            and text.lower() not in ("true", "false")
+        ):
+            return f"'{text}', which YAML reads as the boolean {str(value).lower()}"
+        if isinstance(value, str):
+            return f"the text '{value}'"
+        return f"{_kind(value)} {value!r}"
+
+
+def group_names(config) -> tuple[str, ...]:
+    """The parameter groups of a checked config's objective, in order."""
+    if config["objective"].get("expr") is not None:
+        return tuple(config["start"])
+    if config["objective"].get("callable") is not None:
+        return tuple(config["start"])
+    problem = jax.eval_shape(
+        lambda: objectives.build(config, config["dtype"] or "float32").params
+    )
+    return tuple(problem)
+
+
+def _no_check(value):
+    return None
+
+
+def _not_number(value):
+    return isinstance(value, bool) or not isinstance(value, int | float)
+
+
+def _kind(value):
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        bool: "a boolean",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
+
+
+def _open_unit(value):
+    if not 0 < value < 1:
+        return "is not a valid relative tolerance; use a number between 0 and 1"
+    return None
