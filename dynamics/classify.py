@@ -21,8 +21,10 @@ last ``W`` steps and a few running counts. The rules, in the order applied:
    growing from the quarter before (unless it is at the floor,
    :math:`16\,\varepsilon P`); the smallest such p.
 6. **diverged**, geometrically: the largest step in each quarter is larger
-   than in the quarter before, and the last is above ``1 + GROWTH`` times the
-   first, before anything overflows.
+   than in the quarter before, the last is above ``1 + GROWTH`` times the
+   first, and the run is heading off: its loss rose over the window or its
+   parameters more than doubled in norm. (Steps also grow while a run slides
+   off a local maximum into a valley, with its loss falling: not divergence.)
 7. **stalled**: still moving steadily in one direction (the net displacement
    over the window is more than half the path length): too few steps to tell.
 8. **oscillating**, aperiodic (period 0): bounded motion that does none of
@@ -72,6 +74,9 @@ class Tail(NamedTuple):
       start_norm: ``(...)`` the norm of the starting parameters, projected
         like ``features``.
       displacement: ``(...)`` the norm of the net move over the window.
+      escaping: ``(...)`` whether the loss rose over the window or the
+        parameters more than doubled in norm: growth that heads off, rather
+        than a run sliding away from a local maximum into a nearby valley.
       diverged_at: ``(...)`` first step with a non-finite value, or -1.
       final_grad: ``(...)`` gradient norm at the last iterate.
       max_grad: ``(...)`` largest gradient norm seen.
@@ -85,6 +90,7 @@ class Tail(NamedTuple):
     steps: jnp.ndarray
     start_norm: jnp.ndarray
     displacement: jnp.ndarray
+    escaping: jnp.ndarray
     diverged_at: jnp.ndarray
     final_grad: jnp.ndarray
     max_grad: jnp.ndarray
@@ -131,7 +137,7 @@ def classify(tail: Tail) -> Verdict:
         & (maxima[3] < maxima[2])
         & (maxima[3] < (1 - DECAY) * maxima[0])
     )
-    growing = (
+    growing = tail.escaping & (
         (maxima[1] > maxima[0])
         & (maxima[2] > maxima[1])
         & (maxima[3] > maxima[2])

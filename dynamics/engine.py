@@ -118,18 +118,20 @@ def path(exp: Experiment, steps: int | None = None) -> Path:
     dtype = np.dtype(exp.dtype)
     steps = exp.steps if steps is None else steps
     with jax.enable_x64(dtype == np.float64):
-        loss_fn, params0, opt = _problem(exp.config, {}, dtype)
+        problem, opt = _problem(exp.config, {}, dtype)
+        loss_fn, params0 = problem.loss, problem.params
+        gradient = _gradient(problem)
 
-        def step(carry, _):
+        def step(carry, t):
             params, state = carry
-            loss, grad = jax.value_and_grad(loss_fn)(params)
+            loss, grad = gradient(params, t)
             updates, state = opt.update(grad, state, params)
             return (optax.apply_updates(params, updates), state), (params, loss)
 
         @jax.jit
         def run(params):
             (last, _), (history, losses) = jax.lax.scan(
-                step, (params, opt.init(params)), None, length=steps
+                step, (params, opt.init(params)), jnp.arange(steps, dtype=jnp.int32)
             )
             history = jax.tree.map(
                 lambda h, x: jnp.concatenate([h, x[None]]), history, last
@@ -152,6 +154,9 @@ def _structure(exp):
     base.pop("sweep")
     base.pop("name")
     base.pop("figures")
+    # A swept value is replaced in every run, so its base value is no part of
+    # the program: configs that differ only there share one compilation.
+    base = _substitute(base, {axis.key: None for axis in exp.sweep})
     return json.dumps(
         {"config": base, "swept": [axis.key for axis in exp.sweep]}, sort_keys=True
     )
@@ -168,8 +173,8 @@ def _program(structure, chunk):
 
     def run_one(values):
         values = {key: value for key, value in values.items() if key != _RUN}
-        loss_fn, params0, opt = _problem(config, values, dtype)
-        return _simulate_one(loss_fn, opt, params0, steps, window, rtol)
+        problem, opt = _problem(config, values, dtype)
+        return _simulate_one(problem, opt, steps, window, rtol)
 
     def run_chunk(values):
         return jax.vmap(run_one)({key: values[key] for key in swept + [_RUN]})
@@ -178,10 +183,18 @@ def _program(structure, chunk):
 
 
 def _problem(config, values, dtype):
-    """The loss, starting parameters and optimizer, with swept values put in."""
+    """The problem and optimizer, with swept values put in."""
     config = _substitute(config, values)
-    problem = objectives.build(config, dtype)
-    return problem.loss, problem.params, optimizers.build(config["optimizer"], dtype)
+    return objectives.build(config, dtype), optimizers.build(config["optimizer"], dtype)
+
+
+def _gradient(problem):
+    """``(params, t) -> (loss, gradient)``: the full loss, the step's gradient."""
+    if problem.step_loss is None:
+        value_and_grad = jax.value_and_grad(problem.loss)
+        return lambda params, t: value_and_grad(params)
+    grad = jax.grad(problem.step_loss)
+    return lambda params, t: (problem.loss(params), grad(params, t))
 
 
 def _substitute(config, values):
@@ -209,19 +222,21 @@ class _Carry(NamedTuple):
     max_loss: jnp.ndarray
 
 
-def _simulate_one(loss_fn, opt, params0, steps, window, rtol):
+def _simulate_one(problem, opt, steps, window, rtol):
     """One run: ``steps`` updates, then its summaries and verdict."""
+    params0 = problem.params
     flat0, _ = ravel_pytree(params0)
     dtype = flat0.dtype
     eps = jnp.finfo(dtype).eps
     project = _projection(flat0.shape[0], dtype)
-    value_and_grad = jax.value_and_grad(loss_fn)
+    gradient = _gradient(problem)
+    value_and_grad = jax.value_and_grad(problem.loss)
 
     def within_tolerance(grad_norm, max_grad, moved):
         return (grad_norm <= rtol * max_grad) | (~moved & (grad_norm <= 0.5 * max_grad))
 
     def step(carry, t):
-        loss, grad = value_and_grad(carry.params)
+        loss, grad = gradient(carry.params, t)
         updates, state = opt.update(grad, carry.state, carry.params)
         params = optax.apply_updates(carry.params, updates)
 
@@ -271,6 +286,7 @@ def _simulate_one(loss_fn, opt, params0, steps, window, rtol):
             lambda c, t: (step(c, t)[0], None), carry, jnp.arange(head, dtype=jnp.int32)
         )
     window_start, _ = ravel_pytree(carry.params)
+    window_loss = problem.loss(carry.params)
     carry, (features, step_norms) = jax.lax.scan(
         step, carry, jnp.arange(head, steps, dtype=jnp.int32)
     )
@@ -290,6 +306,8 @@ def _simulate_one(loss_fn, opt, params0, steps, window, rtol):
             steps=step_norms,
             start_norm=jnp.linalg.norm(project(flat0)),
             displacement=jnp.linalg.norm(final - window_start),
+            escaping=(final_loss > window_loss)
+            | (jnp.linalg.norm(final) > 2 * jnp.linalg.norm(window_start)),
             diverged_at=diverged_at,
             final_grad=grad_norm,
             max_grad=max_grad,
@@ -304,6 +322,7 @@ def _simulate_one(loss_fn, opt, params0, steps, window, rtol):
         "regime": verdict.regime,
         "period": verdict.period,
         "overshoot": verdict.overshoot,
+        "initial_loss": problem.loss(params0),
         "final_loss": final_loss,
         "max_loss": jnp.fmax(carry.max_loss, final_loss),
         "steps_to_converge": jnp.where(reached, last_outside + 1, -1),

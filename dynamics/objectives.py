@@ -119,7 +119,8 @@ def scalar_parameter(config: Mapping) -> str | None:
 
     Such objectives get the cost-curve figures.
     """
-    shapes = jax.eval_shape(lambda: build(config, config["dtype"]).params)
+    with jax.enable_x64(config["dtype"] == "float64"):
+        shapes = jax.eval_shape(lambda: build(config, config["dtype"]).params)
     if len(shapes) == 1:
         ((name, shape),) = shapes.items()
         if shape.shape == () and name in config["start"]:

@@ -81,8 +81,11 @@ _CHECKS = {
 }
 # Settings whose optax default is None but which take a number when given.
 _OPTIONAL_NUMBERS = {"momentum", "weight_decay_rate", "optimism", "learning_rate"}
-# Optimizers that need more than gradients (a loss value, a line search).
-_UNSUPPORTED = {"lbfgs", "polyak_sgd"}
+# Optimizers left out: lbfgs and polyak_sgd need the loss value or a line
+# search, noisy_sgd a random key per run, sm3 parameters of at least one
+# dimension (ours may be scalars), and optimistic_adam is deprecated in favour
+# of optimistic_adam_v2.
+_UNSUPPORTED = {"lbfgs", "polyak_sgd", "noisy_sgd", "sm3", "optimistic_adam"}
 
 
 def _spec(make) -> OptimizerSpec:

@@ -25,6 +25,7 @@ VARIABLES = {
     "directions (the zig-zag)",
     "period": "period of the orbit the run settles on: 1 for a fixed point, "
     "p >= 2 for a cycle, 0 when none",
+    "initial_loss": "loss at the start",
     "final_loss": "loss at the last iterate",
     "max_loss": "largest loss seen along the run",
     "steps_to_converge": "first step from which the gradient norm stays within "
