@@ -20,8 +20,8 @@ last ``W`` steps and a few running counts. The rules, in the order applied:
    :math:`\|w_t - w_{t-p}\| \le 1000\,\varepsilon P`, and that gap is not
    growing from the quarter before (unless it is at the floor,
    :math:`16\,\varepsilon P`); the smallest such p.
-6. **diverged**, geometrically: the largest step in each quarter is larger
-   than in the quarter before, the last is above ``1 + GROWTH`` times the
+6. **diverged**, geometrically: the largest step in each eighth is larger
+   than in the eighth before, the last is above ``1 + GROWTH`` times the
    first, and the run is heading off: its loss rose over the window or its
    parameters more than doubled in norm. (Steps also grow while a run slides
    off a local maximum into a valley, with its loss falling: not divergence.)
@@ -122,28 +122,14 @@ def classify(tail: Tail) -> Verdict:
     )
     scale = jnp.where(jnp.isfinite(scale), scale, 0.0) + jnp.finfo(scale.dtype).tiny
 
-    maxima = [
-        jnp.max(
-            tail.steps[
-                ..., max(window - (4 - i) * quarter, 0) : window - (3 - i) * quarter
-            ],
-            axis=-1,
-        )
-        for i in range(4)
-    ]
-    shrinking = (
-        (maxima[1] < maxima[0])
-        & (maxima[2] < maxima[1])
-        & (maxima[3] < maxima[2])
-        & (maxima[3] < (1 - DECAY) * maxima[0])
-    )
-    growing = tail.escaping & (
-        (maxima[1] > maxima[0])
-        & (maxima[2] > maxima[1])
-        & (maxima[3] > maxima[2])
-        & (maxima[3] > (1 + GROWTH) * maxima[0])
-    )
-    at_rest = maxima[3] <= 8 * eps * scale
+    quarters = _block_maxima(tail.steps, 4)
+    eighths = _block_maxima(tail.steps, 8)
+    shrinking = _monotone(quarters, -1) & (quarters[-1] < (1 - DECAY) * quarters[0])
+    # Growth must hold over eighths: bounded irregular motion rarely grows
+    # eight blocks in a row, geometric divergence always does.
+    growing = tail.escaping & _monotone(eighths, 1) & (
+        eighths[-1] > (1 + GROWTH) * eighths[0])
+    at_rest = quarters[-1] <= 8 * eps * scale
     progressed = tail.final_grad <= 0.5 * tail.max_grad
 
     period = _period(tail.features, quarter, 1000 * eps * scale, 16 * eps * scale)
@@ -198,3 +184,20 @@ def _period(features, quarter, tolerance, floor):
     if longest < 2:
         return found
     return jax.lax.fori_loop(0, longest - 1, check, found)
+
+
+def _block_maxima(steps, blocks):
+    """The largest step in each of ``blocks`` equal blocks ending the window."""
+    window = steps.shape[-1]
+    size = max(window // blocks, 1)
+    return [jnp.max(steps[..., max(window - (blocks - i) * size, 0):
+                          window - (blocks - 1 - i) * size], axis=-1)
+            for i in range(blocks)]
+
+
+def _monotone(maxima, sign):
+    """Whether each block's maximum is above (sign 1) or below (-1) the last."""
+    result = True
+    for before, after in zip(maxima, maxima[1:], strict=False):
+        result = result & (sign * (after - before) > 0)
+    return result
