@@ -107,7 +107,17 @@ def plot_stability_map(ds, x: str | None = None, y: str | None = None) -> Figure
         title += "  at " + ", ".join(
             f"{dim} = {float(ds[dim][0]):.4g}" for dim in fixed
         )
-    ax.set_title(title + _subtitle(ds), loc="left")
+    ax.set_title(title, loc="left", pad=14)
+    ax.text(
+        0.0,
+        1.01,
+        _subtitle(ds).strip(),
+        transform=ax.transAxes,
+        fontsize=8,
+        va="bottom",
+        ha="left",
+        color="0.3",
+    )
     return fig
 
 
@@ -117,7 +127,7 @@ def _subtitle(ds):
         import yaml
 
         config = yaml.safe_load(ds.attrs["config"])
-        objective = _short(objectives.describe(config["objective"]))
+        objective = _short(objectives.describe(config["objective"]), 70)
         return (
             f"\n{objective}, {config['optimizer']['name']}, "
             f"{config['steps']} steps, {config['dtype']}"

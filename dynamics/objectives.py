@@ -52,9 +52,9 @@ class Setting(NamedTuple):
 
     Attributes:
       default: the value when the config leaves it out; None means required.
-      kind: ``"number"`` (a float, sweepable), ``"integer"`` (fixed per config),
-        ``"choice"`` (one of ``choices``, fixed) or ``"numbers"`` (a list of
-        floats, fixed).
+      kind: ``"number"`` (a float, sweepable), ``"real"`` (a float fixed per
+        config: it shapes the program), ``"integer"`` (fixed), ``"choice"``
+        (one of ``choices``, fixed) or ``"numbers"`` (a list of floats, fixed).
       check: returns why a value is out of range, or None when it is fine.
       choices: the allowed values of a ``"choice"``.
       help: one line for the README and for error messages.

@@ -479,7 +479,7 @@ class _Checker:
 
     def setting(self, mapping, path, setting):
         required = setting.default is None
-        if setting.kind == "number":
+        if setting.kind in ("number", "real"):
             return self.number(mapping, path, setting.default, required, setting.check)
         if setting.kind == "integer":
             value = self.integer(
