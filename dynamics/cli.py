@@ -156,6 +156,12 @@ def _report(exp, ds, summary, out, seconds):
             lines.append(
                 f"    {'with overshoot':<18} {shoot:>8,}  {shoot / summary.total:6.1%}"
             )
+    rate = next((d for d in ds["regime"].dims if d.endswith("learning_rate")), None)
+    others = [d for d in ds["regime"].dims if d != rate]
+    if not others or all(d.startswith("start.") for d in others):
+        where = "from every start"
+    else:
+        where = "at every " + ", ".join(others)
     if summary.stable_lr is not None:
         above = (
             f" (the next, {summary.next_lr:.4g}, does not)"
@@ -164,11 +170,11 @@ def _report(exp, ds, summary, out, seconds):
         )
         lines += [
             "",
-            "Largest learning rate that converges from every start: "
+            f"Largest learning rate that converges {where}: "
             f"{summary.stable_lr:.4g}{above}",
         ]
-    elif any(dim.endswith("learning_rate") for dim in ds["regime"].dims):
-        lines += ["", "No learning rate in the grid converges from every start."]
+    elif rate is not None:
+        lines += ["", f"No learning rate in the grid converges {where}."]
     files = sorted(name for name in os.listdir(out) if not name.startswith("."))
     lines += ["", f"Wrote {out}/: {', '.join(files)}", f"Wall time {seconds:.1f} s"]
     return "\n".join(lines)
