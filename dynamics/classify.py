@@ -14,17 +14,20 @@ last ``W`` steps and a few running counts. The rules, in the order applied:
    gradient is at most half the largest seen. At rest with the gradient as
    large as ever is **stalled** (a zero or vanishing learning rate).
 4. **converged**, geometrically: the largest step in each quarter of the
-   window is smaller than in the quarter before, and the last is below
-   ``1 - DECAY`` times the first.
+   window is smaller than in the quarter before, the last is below
+   ``1 - DECAY`` times the first, and the shrinking is not levelling off
+   (m₄/m₃ ≤ √(m₂/m₁) for the quarter maxima m₁…m₄).
 5. **oscillating** with period :math:`p \ge 2`: over the last quarter window
    :math:`\|w_t - w_{t-p}\| \le 1000\,\varepsilon P`, and that gap is not
    growing from the quarter before (unless it is at the floor,
    :math:`16\,\varepsilon P`); the smallest such p.
 6. **diverged**, geometrically: the largest step in each eighth is larger
    than in the eighth before, the last is above ``1 + GROWTH`` times the
-   first, and the run is heading off: its loss rose over the window or its
-   parameters more than doubled in norm. (Steps also grow while a run slides
-   off a local maximum into a valley, with its loss falling: not divergence.)
+   first, and the run is heading off: its loss rose over the window to above
+   its starting loss, or its parameters grew past twice their norm at the
+   start and at the window's start. (Steps also grow while a run slides off a
+   local maximum into a valley, or in a spike that training recovers from:
+   not divergence.)
 7. **stalled**: still moving steadily in one direction (the net displacement
    over the window is more than half the path length): too few steps to tell.
 8. **oscillating**, aperiodic (period 0): bounded motion that does none of
@@ -74,9 +77,11 @@ class Tail(NamedTuple):
       start_norm: ``(...)`` the norm of the starting parameters, projected
         like ``features``.
       displacement: ``(...)`` the norm of the net move over the window.
-      escaping: ``(...)`` whether the loss rose over the window or the
-        parameters more than doubled in norm: growth that heads off, rather
-        than a run sliding away from a local maximum into a nearby valley.
+      escaping: ``(...)`` whether the loss rose over the window to above its
+        start, or the parameters grew to more than twice their norm at the
+        start and at the window's start: growth that heads
+        off, rather than a run sliding away from a local maximum into a valley
+        or a spike that training recovers from.
       diverged_at: ``(...)`` first step with a non-finite value, or -1.
       final_grad: ``(...)`` gradient norm at the last iterate.
       max_grad: ``(...)`` largest gradient norm seen.
@@ -124,11 +129,21 @@ def classify(tail: Tail) -> Verdict:
 
     quarters = _block_maxima(tail.steps, 4)
     eighths = _block_maxima(tail.steps, 8)
-    shrinking = _monotone(quarters, -1) & (quarters[-1] < (1 - DECAY) * quarters[0])
+    # Shrinking towards zero, not towards a floor: the last quarter must still
+    # shrink at least half as fast (in log) as the first did. Steps that level
+    # off belong to a run settling onto a cycle in some coordinates.
+    shrinking = (
+        _monotone(quarters, -1)
+        & (quarters[-1] < (1 - DECAY) * quarters[0])
+        & (quarters[3] * quarters[0] ** 0.5 <= quarters[2] * quarters[1] ** 0.5)
+    )
     # Growth must hold over eighths: bounded irregular motion rarely grows
     # eight blocks in a row, geometric divergence always does.
-    growing = tail.escaping & _monotone(eighths, 1) & (
-        eighths[-1] > (1 + GROWTH) * eighths[0])
+    growing = (
+        tail.escaping
+        & _monotone(eighths, 1)
+        & (eighths[-1] > (1 + GROWTH) * eighths[0])
+    )
     at_rest = quarters[-1] <= 8 * eps * scale
     progressed = tail.final_grad <= 0.5 * tail.max_grad
 
@@ -190,9 +205,16 @@ def _block_maxima(steps, blocks):
     """The largest step in each of ``blocks`` equal blocks ending the window."""
     window = steps.shape[-1]
     size = max(window // blocks, 1)
-    return [jnp.max(steps[..., max(window - (blocks - i) * size, 0):
-                          window - (blocks - 1 - i) * size], axis=-1)
-            for i in range(blocks)]
+    return [
+        jnp.max(
+            steps[
+                ...,
+                max(window - (blocks - i) * size, 0) : window - (blocks - 1 - i) * size,
+            ],
+            axis=-1,
+        )
+        for i in range(blocks)
+    ]
 
 
 def _monotone(maxima, sign):

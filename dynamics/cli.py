@@ -32,6 +32,9 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"dynamics: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (`dynamics run | head`)
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("\ndynamics: interrupted; nothing was written", file=sys.stderr)
         return 130

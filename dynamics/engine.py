@@ -228,6 +228,7 @@ def _simulate_one(problem, opt, steps, window, rtol):
     flat0, _ = ravel_pytree(params0)
     dtype = flat0.dtype
     eps = jnp.finfo(dtype).eps
+    tiny = jnp.finfo(dtype).tiny
     project = _projection(flat0.shape[0], dtype)
     gradient = _gradient(problem)
     value_and_grad = jax.value_and_grad(problem.loss)
@@ -251,7 +252,13 @@ def _simulate_one(problem, opt, steps, window, rtol):
         outside = ~within_tolerance(grad_norm, max_grad, moved)
 
         counted = moved & carry.last_moved
-        opposite = counted & (optax.tree.vdot(updates, carry.last_update) < 0)
+        # Unit vectors first: the product of two tiny steps would underflow.
+        direction = jax.tree.map(lambda u: u / jnp.maximum(step_norm, tiny), updates)
+        previous = jax.tree.map(
+            lambda u: u / jnp.maximum(optax.tree.norm(carry.last_update), tiny),
+            carry.last_update,
+        )
+        opposite = counted & (optax.tree.vdot(direction, previous) < 0)
         new = _Carry(
             params=params,
             state=state,
@@ -287,6 +294,7 @@ def _simulate_one(problem, opt, steps, window, rtol):
         )
     window_start, _ = ravel_pytree(carry.params)
     window_loss = problem.loss(carry.params)
+    initial_loss = problem.loss(params0)
     carry, (features, step_norms) = jax.lax.scan(
         step, carry, jnp.arange(head, steps, dtype=jnp.int32)
     )
@@ -306,8 +314,9 @@ def _simulate_one(problem, opt, steps, window, rtol):
             steps=step_norms,
             start_norm=jnp.linalg.norm(project(flat0)),
             displacement=jnp.linalg.norm(final - window_start),
-            escaping=(final_loss > window_loss)
-            | (jnp.linalg.norm(final) > 2 * jnp.linalg.norm(window_start)),
+            escaping=((final_loss > window_loss) & (final_loss > initial_loss))
+            | (jnp.linalg.norm(final) > 2 * jnp.maximum(
+                jnp.linalg.norm(window_start), jnp.linalg.norm(flat0))),
             diverged_at=diverged_at,
             final_grad=grad_norm,
             max_grad=max_grad,
@@ -322,7 +331,7 @@ def _simulate_one(problem, opt, steps, window, rtol):
         "regime": verdict.regime,
         "period": verdict.period,
         "overshoot": verdict.overshoot,
-        "initial_loss": problem.loss(params0),
+        "initial_loss": initial_loss,
         "final_loss": final_loss,
         "max_loss": jnp.fmax(carry.max_loss, final_loss),
         "steps_to_converge": jnp.where(reached, last_outside + 1, -1),

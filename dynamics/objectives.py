@@ -103,7 +103,7 @@ def build(config: Mapping, dtype) -> Problem:
     if objective.get("callable") is not None:
         function = user_function(objective["callable"])
         params = {name: jnp.asarray(value, dtype) for name, value in start.items()}
-        return Problem(params=params, loss=lambda p: jnp.asarray(function(p)).sum())
+        return Problem(params=params, loss=lambda p: function(p))
     if objective.get("name") is not None:
         family = FAMILIES[objective["name"]]
     elif objective.get("model") is not None:

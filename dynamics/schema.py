@@ -64,6 +64,7 @@ class _Checker:
         self.origins = origins
         self.problems = []
         self.targets = {}  # sweepable dotted key -> check of one value
+        self.fixed = {}  # known but unsweepable dotted key -> why
 
     def problem(self, path, message):
         self.problems.append(f"{self.origins.where(path)}: {message}")
@@ -102,9 +103,12 @@ class _Checker:
         }
         if not self.problems:
             self.groups(config)
+            self.fits(config)
         sweep = self.section(data, ("sweep",), required=False)
         config["sweep"] = sweep
         axes = [self.axis(config, key, spec) for key, spec in sweep.items()]
+        self.done()
+        self.build(config, axes)
         self.done()
         runs = math.prod(len(values) for _, values, _ in axes)
         if runs > 2**31 - 1:
@@ -154,6 +158,12 @@ class _Checker:
             out[key] = self.setting(section, path + (key,), setting)
             if setting.kind == "number":
                 self.targets[f"objective.{key}"] = setting.check or _no_check
+            else:
+                self.fixed[f"objective.{key}"] = (
+                    f"'objective.{key}' shapes the program or its data (array "
+                    "sizes, layers, seeds), so it is fixed per config and cannot "
+                    "be swept; run one config per value"
+                )
         return out, family
 
     def user_function(self, target):
@@ -177,7 +187,10 @@ class _Checker:
 
     def start(self, data, objective, family):
         path = ("start",)
-        section = self.section(data, path, required=family is None)
+        needs_start = (
+            objective.get("expr") is not None or objective.get("callable") is not None
+        )
+        section = self.section(data, path, required=needs_start)
         if family is not None:
             self.keys(section, path, tuple(family.start))
             start = {}
@@ -269,6 +282,11 @@ class _Checker:
                 self.problem(path, "give one learning rate per parameter group, or one")
                 return None
             rates = []
+            for index in range(len(value), 64):
+                self.fixed[f"optimizer.learning_rate.{index}"] = (
+                    f"there are only {len(value)} learning rates (one per "
+                    f"parameter group), so there is no index {index} to sweep"
+                )
             for index, item in enumerate(value):
                 rates.append(
                     self.number({index: item}, path + (index,), None, True, field.check)
@@ -325,6 +343,87 @@ class _Checker:
             "dpi": self.integer(section, path + ("dpi",), 150, 10, MAX_DPI),
         }
 
+    def build(self, config, axes):
+        """Traces the objective once, with each swept key at its first value.
+
+        Settings that only the objective can judge (an offset for a layer the
+        network does not have, a batch larger than the data) and a user
+        callable that does not trace, or does not return a real scalar, are
+        reported here, before any work, instead of failing inside the sweep.
+        """
+        import copy
+
+        trial = copy.deepcopy(config)
+        for key, values, _ in axes:
+            *parents, last = key.split(".")
+            target = trial
+            for part in parents:
+                target = target[int(part) if isinstance(target, list) else part]
+            target[int(last) if isinstance(target, list) else last] = float(values[0])
+        dtype = trial["dtype"]
+        kind = next(
+            k
+            for k in ("expr", "callable", "name", "model")
+            if trial["objective"].get(k) is not None
+        )
+        path = ("objective", kind)
+
+        def loss():
+            problem = objectives.build(trial, dtype)
+            return problem.loss(problem.params)
+
+        try:
+            with jax.enable_x64(dtype == "float64"):
+                value = jax.eval_shape(loss)
+        except Exception as err:
+            if kind != "callable":
+                if isinstance(err, ValueError):  # a family's own check, its words
+                    self.problem(path, str(err))
+                    return
+                raise
+            # The user's callable: say what went wrong and what it must be.
+            self.problem(
+                path,
+                f"'{trial['objective']['callable']}' failed when "
+                f"traced by JAX: {type(err).__name__}: {_first_line(err)}; "
+                "it must take a mapping from parameter name to array and "
+                "return a scalar using jax.numpy only (no Python if on "
+                "values, no numpy, no float())",
+            )
+            return
+        if not hasattr(value, "shape"):
+            self.problem(path, f"the loss must be a real scalar; it is {value!r}")
+        elif value.shape != () or not jax.numpy.issubdtype(
+            value.dtype, jax.numpy.floating
+        ):
+            self.problem(
+                path,
+                f"the loss must be a real scalar; it is "
+                f"{value.dtype} of shape {value.shape}",
+            )
+
+    def fits(self, config):
+        """Every number of the objective, start and optimizer fits the dtype."""
+        dtype = np.dtype(config["dtype"] or "float32")
+        limit = float(np.finfo(dtype).max)
+
+        def walk(value, path):
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    walk(item, path + (key,))
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    walk(item, path + (index,))
+            elif isinstance(value, float) and abs(value) > limit:
+                self.problem(
+                    path,
+                    f"the value {value:g} does not fit in "
+                    f"{dtype.name}; use a smaller value or dtype: float64",
+                )
+
+        for section in ("objective", "start", "optimizer"):
+            walk(config[section], (section,))
+
     def groups(self, config):
         """A list of learning rates must give one per parameter group."""
         rates = config["optimizer"].get("learning_rate")
@@ -374,6 +473,9 @@ class _Checker:
             return self.targets[key] or _no_check
         if key in _UNSWEEPABLE:
             self.problem(path, f"'{key}' {_UNSWEEPABLE[key]} and cannot be swept")
+            return None
+        if key in self.fixed:
+            self.problem(path, self.fixed[key])
             return None
         known = sorted(self.targets)
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
@@ -620,3 +722,8 @@ def _open_unit(value):
     if not 0 < value < 1:
         return "is not a valid relative tolerance; use a number between 0 and 1"
     return None
+
+
+def _first_line(err):
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else ""

@@ -112,3 +112,82 @@ def test_swept_objective_settings_are_checked_value_by_value():
                 "sweep": {"objective.width": [1.0, -1.0]},
             }
         )
+
+
+CALLABLES = {
+    "branches": (
+        "def f(p):\n    if p['a'][0] > 0:\n        return p['a'][0]\n    return 0.0\n",
+        "failed when traced by JAX",
+    ),
+    "numpy": (
+        "import numpy as np\ndef f(p):\n    return float(np.sum(p['a']))\n",
+        "failed when traced by JAX",
+    ),
+    "missing": ("def f(p):\n    return p['zzz']\n", "KeyError"),
+    "nothing": ("def f(p):\n    return None\n", "must be a real scalar"),
+    "vector": ("def f(p):\n    return p['a'] ** 2\n", "of shape (2,)"),
+    "integer": ("def f(p):\n    return 3\n", "must be a real scalar"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CALLABLES))
+def test_a_broken_callable_is_refused_before_any_work(
+    case, tmp_path, monkeypatch, capsys
+):
+    source, message = CALLABLES[case]
+    (tmp_path / f"broken_{case}.py").write_text(source)
+    (tmp_path / "exp.yaml").write_text(
+        f"objective: {{callable: 'broken_{case}:f'}}\n"
+        "start: {a: [1.0, 2.0]}\noptimizer: {learning_rate: 0.1}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    from dynamics import cli
+
+    assert cli.main(["run", "exp.yaml", "-o", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "exp.yaml:1: objective.callable" in err and message in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (
+            {"objective": {"model": "mlp", "width": 4}, "start": {"layer5": 0.3}},
+            "the mlp has depth 2",
+        ),
+        (
+            {"objective": {"model": "linear", "dim": 4, "batch_size": 1000}},
+            "use a batch size of at most 20",
+        ),
+        (
+            {
+                "objective": {"model": "mlp", "width": 4},
+                "sweep": {"objective.width": [2, 4]},
+            },
+            "fixed per config",
+        ),
+        (
+            {
+                "objective": {"model": "mlp", "width": 4},
+                "optimizer": {"learning_rate": [0.1, 0.1]},
+                "sweep": {"optimizer.learning_rate.5": [1.0]},
+            },
+            "no index 5",
+        ),
+        ({"objective": {"name": "quadratic", "curvature": 1e300}}, "does not fit"),
+    ],
+)
+def test_what_only_the_objective_can_judge_is_still_a_config_error(config, message):
+    config = {"optimizer": {"learning_rate": 0.1}, **config}
+    with pytest.raises(dynamics.ConfigError) as err:
+        dynamics.load_config(config)
+    assert message in str(err.value)
+
+
+def test_an_unknown_objective_does_not_also_ask_for_a_start():
+    with pytest.raises(dynamics.ConfigError) as err:
+        dynamics.load_config(
+            {"objective": {"model": "mlpp"}, "optimizer": {"learning_rate": 0.1}}
+        )
+    assert len(err.value.problems) == 1

@@ -215,3 +215,48 @@ def test_heavy_ball_boundary_holds_for_long_runs(seed):
             assert (row == CONVERGED).all(), (lr, row)
         elif lr > 1.9 + 0.05:
             assert (row == DIVERGED).all(), (lr, row)
+
+
+def test_overshoot_is_seen_when_the_minimum_is_at_zero():
+    # On ½λw² the steps shrink towards 0 and their product underflows float32;
+    # the zig-zag must still be seen: lr·λ in (1, 2) overshoots, below does not.
+    rates = np.linspace(0.01, 0.49, 49)
+    ds = dynamics.run(
+        {
+            "objective": {"name": "quadratic", "curvature": 4.0},
+            "optimizer": {"learning_rate": 0.1},
+            "sweep": {"optimizer.learning_rate": rates.tolist()},
+        }
+    )
+    assert (ds["regime"].values == CONVERGED).all()
+    np.testing.assert_array_equal(ds["overshoot"].values, rates * 4 > 1)
+
+
+def test_a_coordinate_settling_onto_a_cycle_is_not_converged():
+    # y cycles with period 2 under lr 0.27 while x's zig-zag shrinks slowly:
+    # the steps level off instead of shrinking to zero.
+    ds = dynamics.run(
+        {
+            "objective": {"expr": "x**2 + (y**2 - 1)**2"},
+            "start": {"x": 1.0, "y": 0.5},
+            "optimizer": {"learning_rate": [0.99, 0.27]},
+            "steps": 200,
+        }
+    )
+    assert int(ds["regime"]) == OSCILLATING
+
+
+def test_a_spike_that_training_recovers_from_is_not_divergence():
+    ds = dynamics.run(
+        {
+            "objective": {"name": "quadratic", "curvature": 4.0},
+            "optimizer": {"name": "adam", "learning_rate": 0.1},
+            "steps": 400,
+            "sweep": {
+                "optimizer.learning_rate": [1.0, 0.4125],
+                "optimizer.b1": [0.27, 0.48],
+            },
+        }
+    )
+    small = ds["final_loss"].values < 1e-3 * ds["initial_loss"].values
+    assert (ds["regime"].values[small] != DIVERGED).all()
