@@ -315,8 +315,10 @@ def _simulate_one(problem, opt, steps, window, rtol):
             start_norm=jnp.linalg.norm(project(flat0)),
             displacement=jnp.linalg.norm(final - window_start),
             escaping=((final_loss > window_loss) & (final_loss > initial_loss))
-            | (jnp.linalg.norm(final) > 2 * jnp.maximum(
-                jnp.linalg.norm(window_start), jnp.linalg.norm(flat0))),
+            | (
+                jnp.linalg.norm(final)
+                > 2 * jnp.maximum(jnp.linalg.norm(window_start), jnp.linalg.norm(flat0))
+            ),
             diverged_at=diverged_at,
             final_grad=grad_norm,
             max_grad=max_grad,

@@ -127,7 +127,13 @@ def _subtitle(ds):
         import yaml
 
         config = yaml.safe_load(ds.attrs["config"])
-        objective = _short(objectives.describe(config["objective"]), 70)
+        swept = {
+            dim.split(".", 1)[1]
+            for dim in ds["regime"].dims
+            if dim.startswith("objective.")
+        }
+        shown = {k: v for k, v in config["objective"].items() if k not in swept}
+        objective = _short(objectives.describe(shown), 70)
         return (
             f"\n{objective}, {config['optimizer']['name']}, "
             f"{config['steps']} steps, {config['dtype']}"

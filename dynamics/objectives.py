@@ -140,7 +140,7 @@ def describe(objective: Mapping) -> str:
         for key, value in objective.items()
         if key != kind and not isinstance(value, list)
     )
-    return f"{objective[kind]}({settings})"
+    return f"{objective[kind]}({settings})" if settings else str(objective[kind])
 
 
 def user_function(target: str) -> Callable:

@@ -177,8 +177,17 @@ class _Checker:
         try:
             module = importlib.import_module(module_name)
         except Exception as err:  # the user's module failed to import: say why
+            hint = (
+                (
+                    "; run from the folder that holds it, or add that folder to "
+                    "PYTHONPATH"
+                )
+                if isinstance(err, ModuleNotFoundError)
+                else ""
+            )
             self.problem(
-                path, f"cannot import '{module_name}': {type(err).__name__}: {err}"
+                path,
+                f"cannot import '{module_name}': {type(err).__name__}: {err}{hint}",
             )
             return
         function = getattr(module, function_name, None)
