@@ -29,6 +29,7 @@ from jax.flatten_util import ravel_pytree
 
 from dynamics import classify, objectives, optimizers
 from dynamics.config import Experiment
+from dynamics.schema import substitute
 
 #: Parameters up to this count are kept whole in the tail; more are projected.
 MAX_FEATURES = 8
@@ -156,7 +157,7 @@ def _structure(exp):
     base.pop("figures")
     # A swept value is replaced in every run, so its base value is no part of
     # the program: configs that differ only there share one compilation.
-    base = _substitute(base, {axis.key: None for axis in exp.sweep})
+    base = substitute(base, {axis.key: None for axis in exp.sweep})
     return json.dumps(
         {"config": base, "swept": [axis.key for axis in exp.sweep]}, sort_keys=True
     )
@@ -184,7 +185,7 @@ def _program(structure, chunk):
 
 def _problem(config, values, dtype):
     """The problem and optimizer, with swept values put in."""
-    config = _substitute(config, values)
+    config = substitute(config, values)
     return objectives.build(config, dtype), optimizers.build(config["optimizer"], dtype)
 
 
@@ -197,22 +198,11 @@ def _gradient(problem):
     return lambda params, t: (problem.loss(params), grad(params, t))
 
 
-def _substitute(config, values):
-    """A copy of ``config`` with the value at each dotted path replaced."""
-    config = copy.deepcopy(config) if values else config
-    for key, value in values.items():
-        *parents, last = key.split(".")
-        target = config
-        for part in parents:
-            target = target[int(part) if isinstance(target, list) else part]
-        target[int(last) if isinstance(target, list) else last] = value
-    return config
-
-
 class _Carry(NamedTuple):
     params: dict
     state: optax.OptState
     last_update: dict
+    last_norm: jnp.ndarray
     last_moved: jnp.ndarray
     diverged_at: jnp.ndarray
     max_grad: jnp.ndarray
@@ -255,14 +245,14 @@ def _simulate_one(problem, opt, steps, window, rtol):
         # Unit vectors first: the product of two tiny steps would underflow.
         direction = jax.tree.map(lambda u: u / jnp.maximum(step_norm, tiny), updates)
         previous = jax.tree.map(
-            lambda u: u / jnp.maximum(optax.tree.norm(carry.last_update), tiny),
-            carry.last_update,
+            lambda u: u / jnp.maximum(carry.last_norm, tiny), carry.last_update
         )
         opposite = counted & (optax.tree.vdot(direction, previous) < 0)
         new = _Carry(
             params=params,
             state=state,
             last_update=updates,
+            last_norm=step_norm,
             last_moved=moved,
             diverged_at=diverged_at,
             max_grad=max_grad,
@@ -279,6 +269,7 @@ def _simulate_one(problem, opt, steps, window, rtol):
         params=params0,
         state=opt.init(params0),
         last_update=jax.tree.map(jnp.zeros_like, params0),
+        last_norm=jnp.zeros((), dtype),
         last_moved=jnp.zeros((), bool),
         diverged_at=zero - 1,
         max_grad=jnp.zeros((), dtype),

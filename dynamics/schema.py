@@ -5,6 +5,7 @@ in) and the sweep axes, or raises one :class:`ConfigError` listing every
 problem, each with its file and line (or command-line argument) and the fix.
 """
 
+import copy
 import difflib
 import importlib
 import keyword
@@ -360,15 +361,7 @@ class _Checker:
         callable that does not trace, or does not return a real scalar, are
         reported here, before any work, instead of failing inside the sweep.
         """
-        import copy
-
-        trial = copy.deepcopy(config)
-        for key, values, _ in axes:
-            *parents, last = key.split(".")
-            target = trial
-            for part in parents:
-                target = target[int(part) if isinstance(target, list) else part]
-            target[int(last) if isinstance(target, list) else last] = float(values[0])
+        trial = substitute(config, {key: float(values[0]) for key, values, _ in axes})
         dtype = trial["dtype"]
         kind = next(
             k
@@ -695,6 +688,18 @@ class _Checker:
         if isinstance(value, str):
             return f"the text '{value}'"
         return f"{_kind(value)} {value!r}"
+
+
+def substitute(config, values):
+    """A copy of ``config`` with the value at each dotted path replaced."""
+    config = copy.deepcopy(config) if values else config
+    for key, value in values.items():
+        *parents, last = key.split(".")
+        target = config
+        for part in parents:
+            target = target[int(part) if isinstance(target, list) else part]
+        target[int(last) if isinstance(target, list) else last] = value
+    return config
 
 
 def group_names(config) -> tuple[str, ...]:
