@@ -75,8 +75,8 @@ def simulate(
 
     Returns:
       Flat arrays of length ``exp.n_runs`` (C order over the sweep axes):
-      ``regime``, ``period``, ``overshoot``, ``final_loss``, ``max_loss``,
-      ``steps_to_converge`` and ``diverged_at``.
+      ``regime``, ``period``, ``overshoot``, ``initial_loss``, ``final_loss``,
+      ``max_loss``, ``steps_to_converge`` and ``diverged_at``.
     """
     dtype = np.dtype(exp.dtype)
     values = {key: column.astype(dtype) for key, column in grid(exp).items()}
