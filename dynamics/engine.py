@@ -231,14 +231,14 @@ def _simulate_one(problem, opt, steps, window, rtol):
         updates, state = opt.update(grad, carry.state, carry.params)
         params = optax.apply_updates(carry.params, updates)
 
-        flat, _ = ravel_pytree(carry.params)
-        finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(flat))
+        param_norm = optax.tree.norm(carry.params)
+        finite = jnp.isfinite(loss) & _all_finite(carry.params)
         diverged_at = jnp.where((carry.diverged_at < 0) & ~finite, t, carry.diverged_at)
 
         grad_norm = optax.tree.norm(grad)
         max_grad = jnp.fmax(carry.max_grad, grad_norm)
         step_norm = optax.tree.norm(updates)
-        moved = step_norm > 8 * eps * jnp.linalg.norm(flat)
+        moved = step_norm > 8 * eps * param_norm
         outside = ~within_tolerance(grad_norm, max_grad, moved)
 
         counted = moved & carry.last_moved
@@ -346,3 +346,8 @@ def _padded(column, size):
     if len(column) == size:
         return column
     return np.concatenate([column, np.repeat(column[-1:], size - len(column))])
+
+
+def _all_finite(tree):
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+    return jnp.stack(leaves).all()

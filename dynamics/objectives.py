@@ -147,6 +147,10 @@ def user_function(target: str) -> Callable:
     """Imports ``"package.module:function"`` from the working directory.
 
     This runs the user's code: a module's top level runs when it is imported.
+
+    Raises:
+      ImportError (or whatever the module raises on import), or
+      AttributeError when the module has no such function.
     """
     import importlib
     import os
@@ -155,7 +159,10 @@ def user_function(target: str) -> Callable:
     module_name, _, function_name = target.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    return getattr(importlib.import_module(module_name), function_name)
+    function = getattr(importlib.import_module(module_name), function_name, None)
+    if not callable(function):
+        raise AttributeError(f"'{module_name}' has no function '{function_name}'")
+    return function
 
 
 def positive(what: str) -> Callable[[float], str | None]:

@@ -7,12 +7,9 @@ problem, each with its file and line (or command-line argument) and the fix.
 
 import copy
 import difflib
-import importlib
 import keyword
 import math
-import os
 import re
-import sys
 
 import jax
 import numpy as np
@@ -173,27 +170,21 @@ class _Checker:
         if not module_name or not function_name:
             self.problem(path, f"'{target}' must be written 'package.module:function'")
             return
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
         try:
-            module = importlib.import_module(module_name)
+            objectives.user_function(target)
+        except AttributeError as err:
+            self.problem(path, str(err))
         except Exception as err:  # the user's module failed to import: say why
-            hint = (
-                (
-                    "; run from the folder that holds it, or add that folder to "
-                    "PYTHONPATH"
+            hint = ""
+            if isinstance(err, ModuleNotFoundError):
+                hint = (
+                    "; run from the folder that holds it, or add that folder "
+                    "to PYTHONPATH"
                 )
-                if isinstance(err, ModuleNotFoundError)
-                else ""
-            )
             self.problem(
                 path,
                 f"cannot import '{module_name}': {type(err).__name__}: {err}{hint}",
             )
-            return
-        function = getattr(module, function_name, None)
-        if not callable(function):
-            self.problem(path, f"'{module_name}' has no function '{function_name}'")
 
     def start(self, data, objective, family):
         path = ("start",)
