@@ -65,24 +65,30 @@ def grid(exp: Experiment) -> dict[str, np.ndarray]:
 
 
 def simulate(
-    exp: Experiment, progress: Progress | None = None
+    exp: Experiment,
+    progress: Progress | None = None,
+    points: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Runs every point of the sweep and returns per-run summaries.
 
     Args:
       exp: a checked experiment.
       progress: called as ``progress(done, total)`` after each chunk.
+      points: instead of the grid, these runs: one equal-length array of
+        values per sweep key (zoom and adaptive refinement pick their own).
 
     Returns:
-      Flat arrays of length ``exp.n_runs`` (C order over the sweep axes):
+      Flat arrays of length ``exp.n_runs``, or of the points (C order over
+      the sweep axes):
       ``regime``, ``period``, ``overshoot``, ``initial_loss``, ``final_loss``,
       ``max_loss``, ``steps_to_converge`` and ``diverged_at``.
     """
     dtype = np.dtype(exp.dtype)
-    values = {key: column.astype(dtype) for key, column in grid(exp).items()}
-    values[_RUN] = np.arange(exp.n_runs, dtype=np.int32)
-    total = exp.n_runs
-    chunk = chunk_size(exp)
+    columns = grid(exp) if points is None else _points(exp, points)
+    values = {key: np.asarray(column).astype(dtype) for key, column in columns.items()}
+    total = len(next(iter(values.values()))) if values else exp.n_runs
+    values[_RUN] = np.arange(total, dtype=np.int32)
+    chunk = chunk_size(exp, total)
     pieces = []
     with jax.enable_x64(dtype == np.float64):
         program = _program(_structure(exp), chunk)
@@ -100,18 +106,19 @@ def simulate(
     }
 
 
-def chunk_size(exp: Experiment) -> int:
+def chunk_size(exp: Experiment, runs: int | None = None) -> int:
     """Runs per chunk: the config's ``chunk_size``, else what fits the budget."""
+    runs = exp.n_runs if runs is None else runs
     if exp.config["chunk_size"]:
-        return min(exp.config["chunk_size"], max(exp.n_runs, 1))
+        return min(exp.config["chunk_size"], max(runs, 1))
     window = min(exp.steps, exp.config["classify"]["window"])
     features = min(len(exp.param_names), MAX_FEATURES)
     per_run = np.dtype(exp.dtype).itemsize * (
         window * (features + 2) + 8 * len(exp.param_names) + 16
     )
     limit = max(64, min(MAX_CHUNK, CHUNK_BYTES // per_run))
-    chunks = -(-exp.n_runs // limit)
-    return -(-exp.n_runs // chunks)
+    chunks = max(-(-runs // limit), 1)
+    return max(-(-runs // chunks), 1)
 
 
 def path(exp: Experiment, steps: int | None = None) -> Path:
@@ -340,6 +347,16 @@ def _projection(size, dtype):
     matrix = rng.standard_normal((MAX_FEATURES, size)) / np.sqrt(size)
     matrix = jnp.asarray(matrix, dtype)
     return lambda flat: matrix @ flat
+
+
+def _points(exp, points):
+    keys = [axis.key for axis in exp.sweep]
+    if sorted(points) != sorted(keys):
+        raise ValueError(f"points must give exactly the sweep keys {keys}")
+    lengths = {len(np.atleast_1d(column)) for column in points.values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError("points must be non-empty arrays of one length")
+    return {key: np.atleast_1d(points[key]) for key in keys}
 
 
 def _padded(column, size):
