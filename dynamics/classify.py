@@ -66,6 +66,10 @@ GROWTH = 1e-3
 DRIFT = 0.5
 #: Largest period looked for.
 MAX_PERIOD = 64
+#: Finite-time Lyapunov exponent above which aperiodic motion is chaotic.
+#: Quasi-periodic and slowly settling motion gives exponents near zero,
+#: within a few times 1/T of it; chaos in the maps studied here gives 0.1–1.
+CHAOS = 0.02
 
 
 class Tail(NamedTuple):
@@ -171,6 +175,18 @@ def classify(tail: Tail) -> Verdict:
     period = jnp.where(converged, 1, jnp.where(cycling, period, 0)).astype(jnp.int32)
     overshoot = converged & (2 * tail.opposite_pairs > tail.pairs)
     return Verdict(regime=regime, period=period, overshoot=overshoot)
+
+
+def chaotic(regime, period, lyapunov):
+    """Oscillating, with no period up to :data:`MAX_PERIOD`, and a positive
+    finite-time Lyapunov exponent: nearby paths separate exponentially.
+
+    >>> import jax.numpy as jnp
+    >>> regime, period = jnp.array([1, 1, 0]), jnp.array([0, 2, 1])
+    >>> chaotic(regime, period, jnp.array([0.7, -0.3, -1.0]))
+    Array([ True, False, False], dtype=bool)
+    """
+    return (regime == Regime.OSCILLATING) & (period == 0) & (lyapunov > CHAOS)
 
 
 def _period(features, quarter, tolerance, floor):

@@ -121,6 +121,21 @@ def chunk_size(exp: Experiment, runs: int | None = None) -> int:
     return max(-(-runs // chunks), 1)
 
 
+def parameter_names(exp: Experiment) -> list[str]:
+    """Names of the flattened parameters, in the order of ``final`` vectors."""
+    dtype = np.dtype(exp.dtype)
+    with jax.enable_x64(dtype == np.float64):
+        shapes = jax.eval_shape(lambda: _problem(exp.config, {}, dtype)[0].params)
+    names = []
+    for key_path, leaf in jax.tree_util.tree_flatten_with_path(shapes)[0]:
+        name = ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in key_path)
+        if leaf.shape == ():
+            names.append(name)
+        else:
+            names += [f"{name}[{i}]" for i in range(int(np.prod(leaf.shape)))]
+    return names
+
+
 def path(exp: Experiment, steps: int | None = None) -> Path:
     """The trajectory of the unswept run: the config's own start and optimizer."""
     dtype = np.dtype(exp.dtype)
@@ -179,10 +194,12 @@ def _program(structure, chunk):
     steps = config["steps"]
     window = min(steps, config["classify"]["window"])
 
+    analysis = config["analysis"]
+
     def run_one(values):
         values = {key: value for key, value in values.items() if key != _RUN}
         problem, opt = _problem(config, values, dtype)
-        return _simulate_one(problem, opt, steps, window, rtol)
+        return _simulate_one(problem, opt, steps, window, rtol, analysis)
 
     def run_chunk(values):
         return jax.vmap(run_one)({key: values[key] for key in swept + [_RUN]})
@@ -217,9 +234,11 @@ class _Carry(NamedTuple):
     opposite_pairs: jnp.ndarray
     pairs: jnp.ndarray
     max_loss: jnp.ndarray
+    tangent: list
+    log_growth: jnp.ndarray
 
 
-def _simulate_one(problem, opt, steps, window, rtol):
+def _simulate_one(problem, opt, steps, window, rtol, analysis):
     """One run: ``steps`` updates, then its summaries and verdict."""
     params0 = problem.params
     flat0, _ = ravel_pytree(params0)
@@ -233,10 +252,38 @@ def _simulate_one(problem, opt, steps, window, rtol):
     def within_tolerance(grad_norm, max_grad, moved):
         return (grad_norm <= rtol * max_grad) | (~moved & (grad_norm <= 0.5 * max_grad))
 
+    def advance(params, state, t):
+        loss, grad = gradient(params, t)
+        updates, state = opt.update(grad, state, params)
+        return (optax.apply_updates(params, updates), state), (loss, grad, updates)
+
+    lyapunov = analysis["lyapunov"]
+    # The exponent is averaged over the second half, once transients are gone.
+    average_from = steps - steps // 2
+    state0 = opt.init(params0)
+    tangent0 = _unit_tangent((params0, state0)) if lyapunov else []
+
     def step(carry, t):
-        loss, grad = gradient(carry.params, t)
-        updates, state = opt.update(grad, carry.state, carry.params)
-        params = optax.apply_updates(carry.params, updates)
+        if lyapunov:
+            # Forward mode pushes one perturbation of the whole optimizer state
+            # (parameters, momenta, moments) through the step's Jacobian.
+            (params, state), tangent, (loss, grad, updates) = _pushforward(
+                lambda p, s: advance(p, s, t), carry.params, carry.state, carry.tangent
+            )
+            size = jnp.sqrt(sum(jnp.sum(jnp.square(v)) for v in tangent))
+            log_growth = carry.log_growth + jnp.where(
+                t >= average_from, jnp.log(size), 0.0
+            )
+            usable = (size > 0) & jnp.isfinite(size)
+            tangent = [
+                jnp.where(usable, v / jnp.where(usable, size, 1.0), v0)
+                for v, v0 in zip(tangent, tangent0, strict=True)
+            ]
+        else:
+            (params, state), (loss, grad, updates) = advance(
+                carry.params, carry.state, t
+            )
+            tangent, log_growth = carry.tangent, carry.log_growth
 
         param_norm = optax.tree.norm(carry.params)
         finite = jnp.isfinite(loss) & _all_finite(carry.params)
@@ -267,14 +314,23 @@ def _simulate_one(problem, opt, steps, window, rtol):
             opposite_pairs=carry.opposite_pairs + opposite,
             pairs=carry.pairs + counted,
             max_loss=jnp.fmax(carry.max_loss, loss),
+            tangent=tangent,
+            log_growth=log_growth,
         )
         flat_next, _ = ravel_pytree(params)
-        return new, (project(flat_next), step_norm)
+        return new, (project(flat_next), step_norm, orbit_value(carry.params, loss))
+
+    orbit = analysis["orbit"]
+
+    def orbit_value(params, loss):
+        if orbit is None:
+            return jnp.zeros((0,), dtype)
+        return (loss if orbit == "loss" else params[orbit]).reshape(1).astype(dtype)
 
     zero = jnp.zeros((), jnp.int32)
     carry = _Carry(
         params=params0,
-        state=opt.init(params0),
+        state=state0,
         last_update=jax.tree.map(jnp.zeros_like, params0),
         last_norm=jnp.zeros((), dtype),
         last_moved=jnp.zeros((), bool),
@@ -284,6 +340,8 @@ def _simulate_one(problem, opt, steps, window, rtol):
         opposite_pairs=zero,
         pairs=zero,
         max_loss=jnp.full((), -jnp.inf, dtype),
+        tangent=tangent0,
+        log_growth=jnp.zeros((), dtype),
     )
     head = steps - window
     if head:
@@ -293,7 +351,7 @@ def _simulate_one(problem, opt, steps, window, rtol):
     window_start, _ = ravel_pytree(carry.params)
     window_loss = problem.loss(carry.params)
     initial_loss = problem.loss(params0)
-    carry, (features, step_norms) = jax.lax.scan(
+    carry, (features, step_norms, orbit_values) = jax.lax.scan(
         step, carry, jnp.arange(head, steps, dtype=jnp.int32)
     )
 
@@ -327,7 +385,7 @@ def _simulate_one(problem, opt, steps, window, rtol):
     )
     converged = verdict.regime == classify.Regime.CONVERGED
     reached = converged & (last_outside < steps)
-    return {
+    out = {
         "regime": verdict.regime,
         "period": verdict.period,
         "overshoot": verdict.overshoot,
@@ -337,6 +395,56 @@ def _simulate_one(problem, opt, steps, window, rtol):
         "steps_to_converge": jnp.where(reached, last_outside + 1, -1),
         "diverged_at": diverged_at,
     }
+    if lyapunov:
+        exponent = jnp.where(
+            diverged_at >= 0, jnp.nan, carry.log_growth / (steps - average_from)
+        )
+        out["lyapunov"] = exponent
+        out["chaotic"] = classify.chaotic(verdict.regime, verdict.period, exponent)
+    if orbit is not None:
+        out["orbit"] = orbit_values[:, 0]
+    if analysis["basins"] and final.shape[0] <= MAX_FEATURES:
+        out["final"] = final
+    return out
+
+
+def _unit_tangent(tree):
+    """A fixed pseudo-random unit vector over the floating leaves of ``tree``."""
+    leaves = [leaf for leaf in jax.tree.leaves(tree) if _floating(leaf)]
+    rng = np.random.default_rng(1)
+    vectors = [rng.standard_normal(np.shape(leaf)) for leaf in leaves]
+    size = np.sqrt(sum(np.sum(np.square(v)) for v in vectors))
+    return [
+        jnp.asarray(v / size, jnp.result_type(leaf))
+        for v, leaf in zip(vectors, leaves, strict=True)
+    ]
+
+
+def _pushforward(advance, params, state, tangent):
+    """``advance(params, state)`` and the image of ``tangent`` under its Jacobian.
+
+    Only floating leaves are perturbed: step counters in optimizer states are
+    integers and have no tangent.
+    """
+    leaves, treedef = jax.tree.flatten((params, state))
+    where = [i for i, leaf in enumerate(leaves) if _floating(leaf)]
+
+    def flow(floats):
+        full = list(leaves)
+        for i, value in zip(where, floats, strict=True):
+            full[i] = value
+        new, aux = advance(*jax.tree.unflatten(treedef, full))
+        new_leaves = jax.tree.leaves(new)
+        return [new_leaves[i] for i in where], (new, aux)
+
+    _, image, (new, aux) = jax.jvp(
+        flow, ([leaves[i] for i in where],), (tangent,), has_aux=True
+    )
+    return new, image, aux
+
+
+def _floating(leaf):
+    return jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
 
 
 def _projection(size, dtype):

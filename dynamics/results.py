@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import xarray as xr
 
+from dynamics import basins, engine
 from dynamics.classify import Regime
 from dynamics.config import Experiment
 
@@ -32,6 +33,20 @@ VARIABLES = {
     "classify.rtol of its largest value; -1 if never",
     "diverged_at": "first step with a non-finite loss or parameter; -1 if none",
 }
+#: Variables present when the config's ``analysis`` section asks for them.
+MEASURED = {
+    "lyapunov": "finite-time Lyapunov exponent: average log growth per step of "
+    "a small perturbation of the optimizer state, over the second half of the "
+    "run; NaN when diverged",
+    "chaotic": "oscillating with no period up to 64 and a Lyapunov exponent "
+    "above classify.CHAOS",
+    "sharpness": "largest eigenvalue of the loss Hessian at the last iterate",
+    "max_sharpness": "largest sharpness measured along the run (every "
+    "analysis.sharpness_every steps)",
+    "orbit": "the last iterates of analysis.orbit (a parameter or the loss)",
+    "basin": "index of the minimum the run converged to (along the minimum "
+    "dimension of basin_minimum); -1 if it did not converge",
+}
 
 _PACKAGES = ("dynamics", "jax", "jaxlib", "numpy", "optax", "xarray")
 
@@ -41,15 +56,32 @@ def to_dataset(exp: Experiment, summary: dict, attrs: dict | None = None) -> xr.
     dims = tuple(axis.key for axis in exp.sweep)
     shape = exp.shape
     variables = {}
-    for name, meaning in VARIABLES.items():
+    for name, meaning in (VARIABLES | MEASURED).items():
+        if name not in summary or name == "orbit":
+            continue
         values = np.asarray(summary[name]).reshape(shape)
         variables[name] = (dims, values, {"long_name": meaning})
+    coords = {}
+    if "orbit" in summary:
+        orbit = np.asarray(summary["orbit"])
+        window = orbit.shape[-1]
+        variables["orbit"] = (
+            dims + ("orbit_step",),
+            orbit.reshape(shape + (window,)),
+            {
+                "long_name": MEASURED["orbit"],
+                "of": exp.config["analysis"]["orbit"],
+            },
+        )
+        coords["orbit_step"] = np.arange(exp.steps - window, exp.steps)
+    if "final" in summary:
+        variables.update(_basins(exp, summary, dims, shape))
     codes = np.array([code.value for code in Regime], dtype=np.int8)
     variables["regime"][2].update(
         flag_values=codes,
         flag_meanings=" ".join(code.label for code in Regime),
     )
-    coords = {
+    coords |= {
         axis.key: (
             axis.key,
             axis.values.astype(np.dtype(exp.dtype)),
@@ -61,6 +93,35 @@ def to_dataset(exp: Experiment, summary: dict, attrs: dict | None = None) -> xr.
     ds.attrs.update(provenance(exp))
     ds.attrs.update(attrs or {})
     return ds
+
+
+def _basins(exp, summary, dims, shape):
+    found = basins.assign(
+        summary["final"],
+        np.asarray(summary["regime"]) == Regime.CONVERGED,
+        summary["final_loss"],
+    )
+    meaning = MEASURED["basin"]
+    if found.continuum:
+        meaning += (
+            f"; all -1 here: converged runs ended at more than "
+            f"{basins.MAX_BASINS} distinct points (a continuum of minima)"
+        )
+    names = engine.parameter_names(exp)
+    return {
+        "basin": (
+            dims,
+            found.basin.reshape(shape).astype(np.int32),
+            {"long_name": meaning},
+        ),
+        "basin_minimum": (
+            ("minimum", "parameter"),
+            found.minima,
+            {"long_name": "the minimum of each basin (mean end point of its runs)"},
+        ),
+        "basin_loss": (("minimum",), found.loss, {"long_name": "loss at each minimum"}),
+        "parameter": (("parameter",), np.array(names, dtype=str)),
+    }
 
 
 def provenance(exp: Experiment) -> dict:

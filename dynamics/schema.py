@@ -30,12 +30,22 @@ TOP_KEYS = (
     "dtype",
     "chunk_size",
     "classify",
+    "analysis",
     "figures",
 )
 OBJECTIVE_KINDS = ("expr", "name", "model", "callable")
 MIN_STEPS, MAX_STEPS = 8, 10**8
 MAX_AXIS = 10**8
 MAX_DPI = 1200
+#: What the engine measures beyond the regime, each with its default.
+ANALYSIS = {
+    "lyapunov": True,
+    "sharpness": False,
+    "sharpness_every": 10,
+    "sharpness_iterations": 20,
+    "orbit": None,
+    "basins": True,
+}
 _UNSWEEPABLE = {
     "steps": "sets the length of the scan",
     "chunk_size": "sets how many runs go through at once",
@@ -97,6 +107,7 @@ class _Checker:
             "dtype": self.choice(data, ("dtype",), DTYPES, default="float32"),
             "chunk_size": self.integer(data, ("chunk_size",), None, 1, 2**24),
             "classify": self.classify(data),
+            "analysis": self.analysis(data),
             "figures": self.figures(data),
         }
         if not self.problems:
@@ -335,6 +346,29 @@ class _Checker:
             "window": self.integer(section, path + ("window",), 128, 8, 4096),
         }
 
+    def analysis(self, data):
+        path = ("analysis",)
+        section = self.section(data, path, required=False)
+        self.keys(section, path, tuple(ANALYSIS))
+        out = {
+            "lyapunov": self.boolean(section, path + ("lyapunov",), True),
+            "sharpness": self.boolean(section, path + ("sharpness",), False),
+            "sharpness_every": self.integer(
+                section, path + ("sharpness_every",), 10, 1, MAX_STEPS
+            ),
+            "sharpness_iterations": self.integer(
+                section, path + ("sharpness_iterations",), 20, 2, 200
+            ),
+            "orbit": self.text(section, path + ("orbit",), None),
+            "basins": self.boolean(section, path + ("basins",), True),
+        }
+        for key in ANALYSIS:
+            self.fixed[f"analysis.{key}"] = (
+                f"'analysis.{key}' chooses what the program computes and cannot "
+                "be swept; run one config per value"
+            )
+        return out
+
     def figures(self, data):
         path = ("figures",)
         section = self.section(data, path, required=False)
@@ -361,8 +395,11 @@ class _Checker:
         )
         path = ("objective", kind)
 
+        shapes = {}
+
         def loss():
             problem = objectives.build(trial, dtype)
+            shapes.update({k: jax.numpy.shape(v) for k, v in problem.params.items()})
             return problem.loss(problem.params)
 
         try:
@@ -384,6 +421,15 @@ class _Checker:
                 "values, no numpy, no float())",
             )
             return
+        orbit = config["analysis"]["orbit"]
+        scalars = [name for name, shape in shapes.items() if shape == ()]
+        if orbit is not None and orbit != "loss" and orbit not in scalars:
+            choices = ", ".join(["loss"] + scalars)
+            self.problem(
+                ("analysis", "orbit"),
+                f"'{orbit}' is not the loss or a scalar parameter of this "
+                f"objective; use one of: {choices}",
+            )
         if not hasattr(value, "shape"):
             self.problem(path, f"the loss must be a real scalar; it is {value!r}")
         elif value.shape != () or not jax.numpy.issubdtype(

@@ -65,7 +65,7 @@ def test_only_diverged_cell_is_drawn_top_right(corner):
 
 
 def test_swapping_the_sweep_order_swaps_the_axes(corner):
-    swapped = corner.transpose("start.w", "optimizer.learning_rate")
+    swapped = corner.transpose("start.w", "optimizer.learning_rate", ...)
     fig = dynamics.plot_stability_map(swapped)
     assert fig.axes[0].get_xlabel() == "start.w"
     pixels = inside(fig, render(fig))

@@ -34,7 +34,13 @@ def test_dataset_is_labelled_by_the_sweep(small):
         "max_loss",
         "steps_to_converge",
         "diverged_at",
+        "lyapunov",
+        "chaotic",
+        "basin",
+        "basin_minimum",
+        "basin_loss",
     }
+    assert ds["basin_minimum"].sel(parameter="w").values == pytest.approx([2.0])
     attrs = ds["regime"].attrs
     meanings = attrs["flag_meanings"].split()
     assert {"converged", "oscillating", "diverged"} <= set(meanings)
