@@ -7,12 +7,20 @@ from typing import Any
 
 import xarray as xr
 
-from dynamics import engine, figures, objectives, results, store
+from dynamics import diagrams, engine, figures, objectives, results, store
+from dynamics.classify import Regime
 from dynamics.config import Experiment, load_config
 from dynamics.errors import ConfigError
 from dynamics.schema import FIGURE_FORMATS as FORMATS
 
-FIGURES = ("stability_map", "cost_tangent", "descent_path")
+FIGURES = (
+    "stability_map",
+    "period_map",
+    "bifurcation",
+    "basin_map",
+    "cost_tangent",
+    "descent_path",
+)
 
 
 def run(
@@ -73,13 +81,21 @@ def write_figures(
 ) -> list[str]:
     """Draws the run's figures into ``folder``; returns their paths.
 
-    Every sweep gets the stability map; a one-parameter objective also gets the
-    cost curve with its tangent and the descent path.
+    Every sweep gets the stability map; a sweep with oscillating runs, the
+    period map; an ``analysis.orbit``, the bifurcation diagram; runs that reach
+    more than one minimum, the basin map; a one-parameter objective, the cost
+    curve with its tangent and the descent path.
     """
     fmt = figure_format or exp.config["figures"]["format"]
     dpi = exp.config["figures"]["dpi"]
     description = ds.attrs.get("config", "")
     drawn = [("stability_map", figures.plot_stability_map(ds))]
+    if (ds["regime"] == Regime.OSCILLATING).any():
+        drawn.append(("period_map", diagrams.plot_period_map(ds)))
+    if "orbit" in ds and exp.sweep:
+        drawn.append(("bifurcation", diagrams.plot_bifurcation(ds)))
+    if "basin" in ds and ds.sizes.get("minimum", 0) >= 2:
+        drawn.append(("basin_map", diagrams.plot_basin_map(ds)))
     if objectives.scalar_parameter(exp.config) is not None:
         drawn.append(("cost_tangent", figures.plot_cost_tangent(exp)))
         drawn.append(("descent_path", figures.plot_descent_path(exp)))

@@ -16,7 +16,8 @@ last ``W`` steps and a few running counts. The rules, in the order applied:
 4. **converged**, geometrically: the largest step in each quarter of the
    window is smaller than in the quarter before, the last is below
    ``1 - DECAY`` times the first, and the shrinking is not levelling off
-   (m₄/m₃ ≤ √(m₂/m₁) for the quarter maxima m₁…m₄).
+   (m₄/m₃ ≤ √(m₂/m₁) for the quarter maxima m₁…m₄), and nearby paths do not
+   separate (a Lyapunov exponent, when measured, of at most ``CHAOS``).
 5. **oscillating** with period :math:`p \ge 2`: over the last quarter window
    :math:`\|w_t - w_{t-p}\| \le 1000\,\varepsilon P`, and that gap is not
    growing from the quarter before (unless it is at the floor,
@@ -93,6 +94,9 @@ class Tail(NamedTuple):
       pairs: ``(...)`` successive steps both above the floating-point floor.
       settled: ``(...)`` whether the run stayed within tolerance over the
         whole last quarter of the window.
+      lyapunov: ``(...)`` the finite-time Lyapunov exponent, or None when not
+        measured. Step sizes of a chaotic orbit can fall four quarters in a
+        row by chance; an exponent above :data:`CHAOS` vetoes rule 4.
     """
 
     features: jnp.ndarray
@@ -106,6 +110,7 @@ class Tail(NamedTuple):
     opposite_pairs: jnp.ndarray
     pairs: jnp.ndarray
     settled: jnp.ndarray
+    lyapunov: jnp.ndarray | None = None
 
 
 class Verdict(NamedTuple):
@@ -137,7 +142,8 @@ def classify(tail: Tail) -> Verdict:
     # shrink at least half as fast (in log) as the first did. Steps that level
     # off belong to a run settling onto a cycle in some coordinates.
     shrinking = (
-        _monotone(quarters, -1)
+        (True if tail.lyapunov is None else ~(tail.lyapunov > CHAOS))
+        & _monotone(quarters, -1)
         & (quarters[-1] < (1 - DECAY) * quarters[0])
         & (quarters[3] * quarters[0] ** 0.5 <= quarters[2] * quarters[1] ** 0.5)
     )

@@ -364,6 +364,11 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
     outside = ~within_tolerance(grad_norm, max_grad, carry.last_moved)
     last_outside = jnp.where(outside, steps, carry.last_outside)
 
+    exponent = None
+    if lyapunov:
+        exponent = jnp.where(
+            diverged_at >= 0, jnp.nan, carry.log_growth / (steps - average_from)
+        )
     verdict = classify.classify(
         classify.Tail(
             features=features,
@@ -381,6 +386,7 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
             opposite_pairs=carry.opposite_pairs,
             pairs=carry.pairs,
             settled=last_outside < steps - max(window // 4, 1),
+            lyapunov=exponent,
         )
     )
     converged = verdict.regime == classify.Regime.CONVERGED
@@ -396,9 +402,6 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
         "diverged_at": diverged_at,
     }
     if lyapunov:
-        exponent = jnp.where(
-            diverged_at >= 0, jnp.nan, carry.log_growth / (steps - average_from)
-        )
         out["lyapunov"] = exponent
         out["chaotic"] = classify.chaotic(verdict.regime, verdict.period, exponent)
     if orbit is not None:

@@ -1,0 +1,256 @@
+"""Finer pictures of a sweep: periods and chaos, bifurcation diagrams, basins.
+
+Like :mod:`dynamics.figures`, each function takes a results Dataset and returns
+a :class:`matplotlib.figure.Figure` built without pyplot.
+"""
+
+import matplotlib
+import numpy as np
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from dynamics.classify import CHAOS, Regime
+from dynamics.figures import CLASSES, _edges, _is_log, _label_axis, _subtitle
+
+_COLOUR = dict(CLASSES)
+_PERIOD_COLOURS = [matplotlib.colormaps["viridis"](v) for v in (0.95, 0.8, 0.65)]
+_PERIOD_COLOURS += [matplotlib.colormaps["viridis"](v) for v in (0.5, 0.38, 0.26)]
+#: The period map's classes, in drawing order: (label, colour).
+PERIOD_CLASSES = (
+    ("fixed point", _COLOUR["converged"]),
+    ("period 2", _PERIOD_COLOURS[0]),
+    ("period 3", _PERIOD_COLOURS[1]),
+    ("period 4", _PERIOD_COLOURS[2]),
+    ("period 5–7", _PERIOD_COLOURS[3]),
+    ("period 8", _PERIOD_COLOURS[4]),
+    ("period 9–64", _PERIOD_COLOURS[5]),
+    (f"aperiodic, λ ≤ {CHAOS:g}", "#999999"),
+    (f"chaotic, λ > {CHAOS:g}", "#000000"),
+    ("diverged", _COLOUR["diverged"]),
+    ("stalled", _COLOUR["stalled"]),
+    ("not run", _COLOUR["not run"]),
+)
+#: Basin colours: Okabe–Ito first, then a longer qualitative cycle.
+_BASIN_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442"]
+_BASIN_COLOURS += [matplotlib.colormaps["tab20"](i / 19) for i in range(20)]
+_NO_BASIN = (("diverged", "#404040"), ("not converged", "#D9D9D9"))
+
+
+def plot_period_map(ds, x: str | None = None, y: str | None = None) -> Figure:
+    """The period of every run over two sweep axes, chaos apart.
+
+    Converged runs are fixed points; oscillating runs are coloured by their
+    period (up to 64), or as aperiodic or chaotic by their Lyapunov exponent
+    when they have none. Needs ``lyapunov`` (``analysis.lyapunov: true``, the
+    default) to tell chaos apart; without it aperiodic runs are all grey.
+    """
+    regime = np.asarray(ds["regime"])
+    period = np.asarray(ds["period"])
+    chaotic = np.asarray(ds["chaotic"]) if "chaotic" in ds else np.zeros_like(period)
+    index = np.full(regime.shape, len(PERIOD_CLASSES) - 1, dtype=np.int8)
+    oscillating = regime == Regime.OSCILLATING
+    bands = [(2, 2), (3, 3), (4, 4), (5, 7), (8, 8), (9, 64)]
+    index[regime == Regime.CONVERGED] = 0
+    for i, (low, high) in enumerate(bands, start=1):
+        index[oscillating & (period >= low) & (period <= high)] = i
+    index[oscillating & (period == 0)] = 7
+    index[oscillating & (period == 0) & chaotic.astype(bool)] = 8
+    index[regime == Regime.DIVERGED] = 9
+    index[regime == Regime.STALLED] = 10
+    return _class_map(ds, index, PERIOD_CLASSES, x, y, "period (cells)")
+
+
+def plot_basin_map(ds, x: str | None = None, y: str | None = None) -> Figure:
+    """Which minimum each run converged to, over two sweep axes.
+
+    Each basin has its own colour, its minimum's coordinates in the legend.
+    When the axes are the starting values of two parameters, each minimum is
+    marked on the map with a star.
+    """
+    if "basin" not in ds:
+        raise ValueError(
+            "this result has no basin variable: basins need analysis.basins "
+            "(on by default) and at most 8 parameters"
+        )
+    basin = np.asarray(ds["basin"])
+    minima = np.asarray(ds["basin_minimum"])
+    names = [str(name) for name in np.asarray(ds["parameter"])]
+    count = minima.shape[0]
+    colours = [_BASIN_COLOURS[i % len(_BASIN_COLOURS)] for i in range(count)]
+    classes = [
+        (f"{i}: " + ", ".join(f"{n}={v:.4g}" for n, v in zip(names, m, strict=True)), c)
+        for i, (m, c) in enumerate(zip(minima, colours, strict=True))
+    ]
+    classes += list(_NO_BASIN)
+    index = np.where(basin >= 0, basin, count + 1)
+    index[np.asarray(ds["regime"]) == Regime.DIVERGED] = count
+    fig = _class_map(ds, index, classes, x, y, "basin: minimum (cells)")
+    ax = fig.axes[0]
+    dims = [dim for dim in ds["basin"].dims]
+    x = x or (dims[0] if dims else None)
+    y = y or next((dim for dim in dims if dim != x), None)
+    starts = {f"start.{name}": j for j, name in enumerate(names)}
+    if x in starts and y in starts:
+        ax.plot(
+            minima[:, starts[x]],
+            minima[:, starts[y]],
+            linestyle="none",
+            marker="*",
+            markersize=12,
+            markerfacecolor="white",
+            markeredgecolor="black",
+        )
+    return fig
+
+
+def plot_bifurcation(ds, x: str | None = None) -> Figure:
+    """Late iterates against one swept value, the Lyapunov exponent below.
+
+    Needs the ``orbit`` variable (``analysis.orbit``: a parameter or ``loss``).
+    Other sweep axes are shown at their first value. A run that diverged
+    leaves a gap; the exponent axis is clipped to the range of finite values.
+    """
+    if "orbit" not in ds:
+        raise ValueError(
+            "this result has no orbit: set analysis.orbit to a parameter name "
+            "or 'loss' and run again"
+        )
+    orbit = ds["orbit"]
+    dims = [dim for dim in orbit.dims if dim != "orbit_step"]
+    if not dims:
+        raise ValueError("a bifurcation diagram needs a swept value")
+    x = x or dims[0]
+    fixed = {dim: 0 for dim in dims if dim != x}
+    orbit = orbit.isel(fixed).sortby(x).transpose(x, "orbit_step")
+    values = np.asarray(orbit[x], dtype=float)
+    points = np.asarray(orbit, dtype=float)
+    log = _is_log(orbit, x)
+
+    fig = Figure(figsize=(7.2, 6.0), layout="constrained")
+    top, bottom = fig.subplots(
+        2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
+    )
+    xs = np.repeat(values, points.shape[1])
+    shown = np.isfinite(points.ravel())
+    top.scatter(
+        xs[shown],
+        points.ravel()[shown],
+        s=0.3,
+        marker=".",
+        color="black",
+        alpha=0.35,
+        linewidths=0,
+        rasterized=True,
+    )
+    of = orbit.attrs.get("of", "orbit")
+    top.set_ylabel(f"{of}: last {points.shape[1]} iterates")
+    if of == "loss" and np.all(points[np.isfinite(points)] > 0):
+        top.set_yscale("log")
+    title = ds.attrs.get("name", "bifurcation diagram")
+    if fixed:
+        title += "  at " + ", ".join(
+            f"{dim} = {float(ds[dim][0]):.4g}" for dim in fixed
+        )
+    top.set_title(title, loc="left", pad=14)
+    top.text(
+        0.0,
+        1.01,
+        _subtitle(ds).strip(),
+        transform=top.transAxes,
+        fontsize=8,
+        va="bottom",
+        ha="left",
+        color="0.3",
+    )
+    if "lyapunov" in ds:
+        exponent = np.asarray(ds["lyapunov"].isel(fixed).sortby(x), dtype=float)
+        finite = np.isfinite(exponent)
+        bottom.plot(values, np.where(finite, exponent, np.nan), color="#0072B2", lw=0.8)
+        if finite.any():
+            low = max(np.min(exponent[finite]), -3.0)
+            high = max(np.max(exponent[finite]), 0.1)
+            bottom.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+        bottom.axhline(0.0, color="0.3", lw=0.6)
+        bottom.axhline(CHAOS, color="#D55E00", lw=0.6, ls="--", label="chaos threshold")
+        bottom.legend(loc="lower left", frameon=False, fontsize=8)
+        bottom.set_ylabel("Lyapunov exponent λ")
+    else:
+        bottom.text(0.5, 0.5, "analysis.lyapunov is off", ha="center", va="center")
+        bottom.set_yticks([])
+    _label_axis(bottom, "x", orbit, x)
+    if log:
+        top.set_xscale("log")
+    return fig
+
+
+def _class_map(ds, index, classes, x, y, legend_title):
+    """A map of class indices over two sweep axes, as plot_stability_map draws."""
+    regime = ds["regime"]
+    dims = list(regime.dims)
+    x = x or (dims[0] if dims else None)
+    y = y or next((dim for dim in dims if dim != x), None)
+    fixed = {dim: 0 for dim in dims if dim not in (x, y)}
+    da = regime.copy(data=np.asarray(index)).isel(fixed)
+    for dim in (x, y):
+        if dim is not None:
+            da = da.sortby(dim)
+    order = [dim for dim in (y, x) if dim is not None]
+    image = np.asarray(da.transpose(*order)) if order else np.asarray(da)
+    image = image.reshape(1 if y is None else image.shape[0], -1)
+
+    fig = Figure(figsize=(7.6, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    colours = [colour for _, colour in classes]
+    ax.pcolormesh(
+        _edges(da, x),
+        _edges(da, y),
+        image,
+        cmap=ListedColormap(colours),
+        norm=BoundaryNorm(np.arange(len(colours) + 1) - 0.5, len(colours)),
+        shading="flat",
+        antialiased=False,
+        edgecolors="none",
+        linewidth=0,
+        rasterized=True,
+    )
+    if x is None:
+        ax.set_xticks([])
+    else:
+        _label_axis(ax, "x", da, x)
+    if y is None:
+        ax.set_yticks([])
+    else:
+        _label_axis(ax, "y", da, y)
+    counts = np.bincount(image.ravel(), minlength=len(classes))
+    handles = [
+        Patch(
+            facecolor=colour, edgecolor="0.4", linewidth=0.5, label=f"{label} ({n:,})"
+        )
+        for (label, colour), n in zip(classes, counts, strict=True)
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+        title=legend_title,
+        fontsize=8,
+    )
+    title = ds.attrs.get("name", "map")
+    if fixed:
+        title += "  at " + ", ".join(
+            f"{dim} = {float(ds[dim][0]):.4g}" for dim in fixed
+        )
+    ax.set_title(title, loc="left", pad=14)
+    ax.text(
+        0.0,
+        1.01,
+        _subtitle(ds).strip(),
+        transform=ax.transAxes,
+        fontsize=8,
+        va="bottom",
+        ha="left",
+        color="0.3",
+    )
+    return fig
