@@ -197,6 +197,25 @@ BAD = {
     ),
     "empty start": (replace("  w: 0.0\n", ""), ["exp.yaml:4:", "start"]),
     "empty formula": (replace('"(w - 2)**2 + 1"', '""'), ["exp.yaml:3:", "empty"]),
+    "orbit of an unknown parameter": (
+        GOOD + "analysis: {orbit: v}\n",
+        ["exp.yaml:13:", "analysis.orbit", "'v'", "one of: loss, w"],
+    ),
+    "misspelt analysis key": (
+        GOOD + "analysis: {lyapunof: false}\n",
+        ["exp.yaml:13:", "did you mean 'lyapunov'"],
+    ),
+    "analysis switch not a boolean": (
+        GOOD + "analysis: {sharpness: 1}\n",
+        ["exp.yaml:13:", "analysis.sharpness", "true or false"],
+    ),
+    "sweep of an analysis key": (
+        replace(
+            "start.w: {linspace: [-2.0, 6.0], num: 161}",
+            "analysis.sharpness_every: [1, 2]",
+        ),
+        ["exp.yaml:12:", "chooses what the program computes"],
+    ),
     "too many dots per inch": (
         GOOD + "figures: {dpi: 100000}\n",
         ["exp.yaml:13:", "at most 1,200"],
