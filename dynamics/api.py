@@ -7,7 +7,7 @@ from typing import Any
 
 import xarray as xr
 
-from dynamics import diagrams, engine, figures, objectives, results, store
+from dynamics import diagrams, engine, figures, objectives, results, store, theory
 from dynamics.classify import Regime
 from dynamics.config import Experiment, load_config
 from dynamics.errors import ConfigError
@@ -18,6 +18,7 @@ FIGURES = (
     "period_map",
     "bifurcation",
     "basin_map",
+    "theory_overlay",
     "cost_tangent",
     "descent_path",
 )
@@ -73,7 +74,19 @@ def _simulate(exp, progress):
     started = time.perf_counter()
     summary = engine.simulate(exp, progress=progress)
     elapsed = round(time.perf_counter() - started, 3)
-    return results.to_dataset(exp, summary, {"wall_seconds": elapsed})
+    ds = results.to_dataset(exp, summary, {"wall_seconds": elapsed})
+    if exp.sweep and theory.applies(exp) is None:
+        radius = theory.radius(exp)
+        ds["theory_radius"] = (
+            ds["regime"].dims,
+            radius,
+            {
+                "long_name": "spectral radius of the linear iteration (closed "
+                "form): converged below 1, diverged above"
+            },
+        )
+        ds.attrs["theory_agreement"] = theory.agreement(ds, exp, radius)
+    return ds
 
 
 def write_figures(
@@ -83,8 +96,10 @@ def write_figures(
 
     Every sweep gets the stability map; a sweep with oscillating runs, the
     period map; an ``analysis.orbit``, the bifurcation diagram; runs that reach
-    more than one minimum, the basin map; a one-parameter objective, the cost
-    curve with its tangent and the descent path.
+    more than one minimum, the basin map; a quadratic under gradient descent,
+    heavy ball or Nesterov, the map with its closed-form boundary; a
+    one-parameter objective, the cost curve with its tangent and the descent
+    path.
     """
     fmt = figure_format or exp.config["figures"]["format"]
     dpi = exp.config["figures"]["dpi"]
@@ -96,6 +111,8 @@ def write_figures(
         drawn.append(("bifurcation", diagrams.plot_bifurcation(ds)))
     if "basin" in ds and ds.sizes.get("minimum", 0) >= 2:
         drawn.append(("basin_map", diagrams.plot_basin_map(ds)))
+    if "theory_radius" in ds:
+        drawn.append(("theory_overlay", theory.plot_theory_overlay(ds, exp)))
     if objectives.scalar_parameter(exp.config) is not None:
         drawn.append(("cost_tangent", figures.plot_cost_tangent(exp)))
         drawn.append(("descent_path", figures.plot_descent_path(exp)))

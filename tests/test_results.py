@@ -39,7 +39,9 @@ def test_dataset_is_labelled_by_the_sweep(small):
         "basin",
         "basin_minimum",
         "basin_loss",
+        "theory_radius",
     }
+    assert ds.attrs["theory_agreement"] == 1.0
     assert ds["basin_minimum"].sel(parameter="w").values == pytest.approx([2.0])
     attrs = ds["regime"].attrs
     meanings = attrs["flag_meanings"].split()
@@ -71,8 +73,10 @@ def test_run_writes_a_store_that_load_reopens(small, tmp_path):
         "config.yaml",
         "cost_tangent.png",
         "descent_path.png",
+        "period_map.png",
         "results.zarr",
         "stability_map.png",
+        "theory_overlay.png",
     ]
     again = dynamics.load(out)
     xr.testing.assert_identical(ds.load(), again.load())
@@ -102,11 +106,11 @@ def test_figures_in_vector_formats(small, tmp_path, fmt):
     assert not (out / "stability_map.png").exists()
 
 
-def test_two_parameter_objective_gets_the_map_only(tmp_path):
+def test_two_parameter_objective_gets_no_cost_curve(tmp_path):
     out = tmp_path / "run"
     dynamics.run(
         {
-            "objective": {"expr": "x**2 + 3 * y**2"},
+            "objective": {"expr": "x**2 + 3 * y**2 + x**4"},
             "start": {"x": 1.0, "y": 1.0},
             "optimizer": {"learning_rate": 0.1},
             "sweep": {"optimizer.learning_rate": [0.1, 0.5], "start.x": [1.0, 2.0]},
