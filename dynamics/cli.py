@@ -1,10 +1,14 @@
 """The ``dynamics`` command line. The library prints nothing; this module does.
 
 dynamics run [CONFIG] [key=value ...] [-o OUT] [--force] [--format png]
+dynamics zoom OUT [--window KEY=LOW:HIGH ...] [--center KEY=VALUE ... --factor F]
+              [--num N] [--dtype float64] [-o NEW] [--force]
+              [--adaptive [--levels L] [--budget RUNS] [--margin M]]
 """
 
 import argparse
 import datetime
+import math
 import os
 import sys
 import time
@@ -74,6 +78,7 @@ def _parser():
         "-q", "--quiet", action="store_true", help="print nothing but errors"
     )
     run.set_defaults(handler=_run)
+    _zoom_parser(commands)
     return parser
 
 
@@ -101,6 +106,243 @@ def _run(args) -> int:
             _report(exp, ds, results.summarize(ds), out, time.perf_counter() - started)
         )
     return 0
+
+
+def _zoom_parser(commands):
+    zoom = commands.add_parser(
+        "zoom",
+        help="recompute a window of an earlier map, at full resolution or adaptively",
+        description="Recompute a window of the map in OUT (a folder `dynamics run` "
+        "wrote) as a new run. Axes not named keep their range; a window may reach "
+        "outside the original one. Writes OUT-zoom-1 (then -zoom-2, ...) beside "
+        "OUT unless -o is given.",
+    )
+    zoom.add_argument("source", metavar="OUT", help="the run folder to zoom into")
+    zoom.add_argument(
+        "--window",
+        action="append",
+        default=[],
+        metavar="KEY=LOW:HIGH",
+        help="sweep KEY from LOW to HIGH, in its own units (repeat per axis)",
+    )
+    zoom.add_argument(
+        "--center",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a window around VALUE, --factor times narrower than KEY's range",
+    )
+    zoom.add_argument(
+        "--factor",
+        type=float,
+        metavar="F",
+        help="how much narrower a --center window is (default 10; in log space "
+        "on a log axis)",
+    )
+    zoom.add_argument(
+        "--num", type=int, metavar="N", help="points per axis (default: as in OUT)"
+    )
+    zoom.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        help="precision of the new run (default: OUT's); a narrow window may "
+        "need float64",
+    )
+    zoom.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="refine only cells whose corners disagree, doubling the resolution "
+        "--levels times",
+    )
+    zoom.add_argument(
+        "--levels", type=int, metavar="L", help="doublings with --adaptive (default 3)"
+    )
+    zoom.add_argument(
+        "--budget",
+        type=int,
+        metavar="RUNS",
+        help="with --adaptive, stop refining before going over this many runs",
+    )
+    zoom.add_argument(
+        "--margin",
+        type=int,
+        metavar="M",
+        help="with --adaptive, also refine cells up to M cells from a boundary "
+        "(default 0; 1 catches more of a rough boundary, for more runs)",
+    )
+    zoom.add_argument("-o", "--out", help="output folder (default: OUT-zoom-N)")
+    zoom.add_argument(
+        "--force", action="store_true", help="replace the output folder if it exists"
+    )
+    zoom.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing but errors"
+    )
+    zoom.set_defaults(handler=_zoom)
+
+
+def _zoom(args) -> int:
+    started = time.perf_counter()
+    import warnings
+
+    from dynamics import zoom as zooming
+    from dynamics.errors import ConfigError
+
+    source = zooming.read_source(args.source)
+    windows = _windows(args.window)
+    centers = _centers(args.center)
+    both = sorted(set(windows) & set(centers))
+    if both:
+        raise ConfigError(
+            f"--window and --center both name {both[0]}; give one of them per key"
+        )
+    if args.factor is not None and not centers:
+        raise ConfigError("--factor sets the size of a --center window; add --center")
+    if not args.adaptive and any(
+        value is not None for value in (args.levels, args.budget, args.margin)
+    ):
+        raise ConfigError(
+            "--levels, --budget and --margin apply to --adaptive; add --adaptive"
+        )
+    if not (windows or centers or args.num or args.dtype or args.adaptive):
+        raise ConfigError(
+            "nothing to zoom: give --window KEY=LOW:HIGH, --center KEY=VALUE, "
+            "--num N, --dtype or --adaptive"
+        )
+    import yaml
+
+    from dynamics import api, config, results, store
+
+    shown = (zooming.ResolutionWarning, zooming.BudgetWarning)
+    original = warnings.showwarning
+
+    def say(message, category, *where, **more):
+        if issubclass(category, shown):
+            print(f"dynamics: warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, *where, **more)
+
+    with warnings.catch_warnings():
+        # The library warns; the command line says so plainly and carries on.
+        for category in shown:
+            warnings.simplefilter("always", category)
+        warnings.showwarning = say
+        if centers:
+            factor = 10.0 if args.factor is None else args.factor
+            windows |= zooming.window_around(source, centers, factor)
+        exp = zooming.zoom(source, windows, num=args.num, dtype=args.dtype)
+        out = _zoom_out(args.source) if args.out is None else args.out
+        meter = None if args.quiet else _Meter(time.perf_counter())
+        if not args.adaptive:
+            ds = api.run(exp, out, force=args.force, progress=meter)
+        else:
+            levels = 3 if args.levels is None else args.levels
+            with store.run_directory(out, force=args.force) as folder:
+                ds = zooming.refine(
+                    exp,
+                    levels=levels,
+                    budget=args.budget,
+                    margin=args.margin or 0,
+                    progress=meter,
+                )
+                exp = config.load_config(yaml.safe_load(ds.attrs["config"]))
+                store.save(ds, folder)
+                path = os.path.join(folder, "config.yaml")
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(ds.attrs["config"])
+                api.write_figures(exp, ds, folder)
+                zooming.plot_refinement(ds).savefig(
+                    os.path.join(folder, "refinement.png"),
+                    dpi=exp.config["figures"]["dpi"],
+                )
+            ds = store.load(out)
+    if meter:
+        meter.close()
+    if not args.quiet:
+        seconds = time.perf_counter() - started
+        report = _report(exp, ds, results.summarize(ds), out, seconds)
+        print(_zoom_header(args.source, source, exp, ds, report))
+    return 0
+
+
+def _windows(items):
+    from dynamics.errors import ConfigError
+
+    windows = {}
+    for item in items:
+        key, _, bounds = item.partition("=")
+        low, _, high = bounds.partition(":")
+        try:
+            pair = (float(low), float(high))
+        except ValueError:
+            pair = None
+        if not key.strip() or pair is None or not all(map(math.isfinite, pair)):
+            raise ConfigError(
+                f"--window '{item}': write KEY=LOW:HIGH with two numbers, as in "
+                "--window optimizer.learning_rate=0.9:1.1"
+            )
+        if key.strip() in windows:
+            raise ConfigError(f"--window names {key.strip()} twice; give it once")
+        windows[key.strip()] = pair
+    return windows
+
+
+def _centers(items):
+    from dynamics.errors import ConfigError
+
+    centers = {}
+    for item in items:
+        key, _, text = item.partition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if not key.strip() or value is None or not math.isfinite(value):
+            raise ConfigError(
+                f"--center '{item}': write KEY=VALUE with a number, as in "
+                "--center optimizer.learning_rate=1.0"
+            )
+        if key.strip() in centers:
+            raise ConfigError(f"--center names {key.strip()} twice; give it once")
+        centers[key.strip()] = value
+    return centers
+
+
+def _zoom_out(source):
+    """Beside the source: a zoom is a run of its own, kept when OUT is replaced."""
+    base = os.path.normpath(source)
+    if os.path.basename(base) in ("", ".", ".."):
+        base = os.path.abspath(source)
+    number = 1
+    while os.path.exists(f"{base}-zoom-{number}"):
+        number += 1
+    return f"{base}-zoom-{number}"
+
+
+def _zoom_header(path, source, exp, ds, report):
+    """The run report, preceded by each axis' new range beside its old one."""
+    before = {axis.key: axis.values for axis in source.sweep}
+    lines = [f"Zoom of {path}:"]
+    for axis in exp.sweep:
+        new, old = axis.values, before[axis.key]
+        lines.append(
+            f"  {axis.key}: {new.min():.6g} to {new.max():.6g}, {len(new)} points "
+            f"(was {old.min():.6g} to {old.max():.6g}, {len(old)})"
+        )
+    if "computed" in ds:
+        # The table below counts cells of the map; only `runs` were simulated.
+        cells = int(ds["computed"].size)
+        coarse = " × ".join(str(n) for n in ds.attrs["coarse_resolution"])
+        lines.append(
+            f"  adaptive: {ds.attrs['runs']:,} runs for {cells:,} cells "
+            f"({ds.attrs['runs'] / cells:.1%} of a full grid), "
+            f"{ds.attrs['levels']} level{'s' * (ds.attrs['levels'] != 1)} up "
+            f"from {coarse}"
+        )
+        report = report.replace(f" {cells:,} runs (", f" {cells:,} cells (", 1)
+        report = report.replace(
+            "  regime                  runs", "  regime                 cells", 1
+        )
+    return "\n".join(lines) + "\n\n" + report
 
 
 def _default_out(name):
@@ -178,6 +420,12 @@ def _report(exp, ds, summary, out, seconds):
         ]
     elif rate is not None:
         lines += ["", f"No learning rate in the grid converges {where}."]
+    if "theory_agreement" in ds.attrs:
+        lines += [
+            "",
+            "The closed-form boundary (spectral radius 1) agrees with "
+            f"{ds.attrs['theory_agreement']:.2%} of cells.",
+        ]
     files = sorted(name for name in os.listdir(out) if not name.startswith("."))
     lines += ["", f"Wrote {out}/: {', '.join(files)}", f"Wall time {seconds:.1f} s"]
     return "\n".join(lines)
