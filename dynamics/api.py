@@ -7,7 +7,16 @@ from typing import Any
 
 import xarray as xr
 
-from dynamics import diagrams, engine, figures, objectives, results, store, theory
+from dynamics import (
+    diagrams,
+    engine,
+    figures,
+    objectives,
+    results,
+    sharpness,
+    store,
+    theory,
+)
 from dynamics.classify import Regime
 from dynamics.config import Experiment, load_config
 from dynamics.errors import ConfigError
@@ -19,6 +28,7 @@ FIGURES = (
     "bifurcation",
     "basin_map",
     "theory_overlay",
+    "edge_of_stability",
     "cost_tangent",
     "descent_path",
 )
@@ -97,7 +107,8 @@ def write_figures(
     Every sweep gets the stability map; a sweep with oscillating runs, the
     period map; an ``analysis.orbit``, the bifurcation diagram; runs that reach
     more than one minimum, the basin map; a quadratic under gradient descent,
-    heavy ball or Nesterov, the map with its closed-form boundary; a
+    heavy ball or Nesterov, the map with its closed-form boundary;
+    ``analysis.sharpness``, the edge-of-stability figure of the unswept run; a
     one-parameter objective, the cost curve with its tangent and the descent
     path.
     """
@@ -111,6 +122,14 @@ def write_figures(
         drawn.append(("bifurcation", diagrams.plot_bifurcation(ds)))
     if "basin" in ds and ds.sizes.get("minimum", 0) >= 2:
         drawn.append(("basin_map", diagrams.plot_basin_map(ds)))
+    analysis = exp.config["analysis"]
+    if analysis["sharpness"]:
+        eos = sharpness.edge_of_stability(
+            exp,
+            every=analysis["sharpness_every"],
+            iterations=analysis["sharpness_iterations"],
+        )
+        drawn.append(("edge_of_stability", sharpness.plot_edge_of_stability(eos)))
     if "theory_radius" in ds:
         drawn.append(("theory_overlay", theory.plot_theory_overlay(ds, exp)))
     if objectives.scalar_parameter(exp.config) is not None:

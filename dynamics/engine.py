@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from dynamics import classify, objectives, optimizers
+from dynamics import classify, objectives, optimizers, sharpness
 from dynamics.config import Experiment
 from dynamics.schema import substitute
 
@@ -112,10 +112,14 @@ def chunk_size(exp: Experiment, runs: int | None = None) -> int:
     if exp.config["chunk_size"]:
         return min(exp.config["chunk_size"], max(runs, 1))
     window = min(exp.steps, exp.config["classify"]["window"])
-    features = min(len(exp.param_names), MAX_FEATURES)
-    per_run = np.dtype(exp.dtype).itemsize * (
-        window * (features + 2) + 8 * len(exp.param_names) + 16
-    )
+    size = len(parameter_names(exp))
+    features = min(size, MAX_FEATURES)
+    analysis = exp.config["analysis"]
+    words = window * (features + 2) + 8 * size + 16
+    words += 3 * size if analysis["lyapunov"] else 0  # the tangent
+    if analysis["sharpness"]:  # the Lanczos basis
+        words += (analysis["sharpness_iterations"] + 2) * size
+    per_run = np.dtype(exp.dtype).itemsize * words
     limit = max(64, min(MAX_CHUNK, CHUNK_BYTES // per_run))
     chunks = max(-(-runs // limit), 1)
     return max(-(-runs // chunks), 1)
@@ -236,6 +240,9 @@ class _Carry(NamedTuple):
     max_loss: jnp.ndarray
     tangent: list
     log_growth: jnp.ndarray
+    eigenvector: dict
+    sharpness: jnp.ndarray
+    max_sharpness: jnp.ndarray
 
 
 def _simulate_one(problem, opt, steps, window, rtol, analysis):
@@ -263,7 +270,29 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
     state0 = opt.init(params0)
     tangent0 = _unit_tangent((params0, state0)) if lyapunov else []
 
+    measure_sharpness = analysis["sharpness"]
+    every = analysis["sharpness_every"]
+    iterations = analysis["sharpness_iterations"]
+
+    def top(params, vector):
+        return sharpness.top_eigenvalue(
+            problem.loss, params, iterations=iterations, vector=vector
+        )
+
     def step(carry, t):
+        if measure_sharpness:
+            # The step counter is the same for every run of a chunk, so this
+            # stays a real branch under vmap: the work is done every k steps.
+            value, vector = jax.lax.cond(
+                t % every == 0,
+                lambda: top(carry.params, carry.eigenvector),
+                lambda: (carry.sharpness, carry.eigenvector),
+            )
+            carry = carry._replace(
+                eigenvector=vector,
+                sharpness=value,
+                max_sharpness=jnp.fmax(carry.max_sharpness, value),
+            )
         if lyapunov:
             # Forward mode pushes one perturbation of the whole optimizer state
             # (parameters, momenta, moments) through the step's Jacobian.
@@ -316,6 +345,9 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
             max_loss=jnp.fmax(carry.max_loss, loss),
             tangent=tangent,
             log_growth=log_growth,
+            eigenvector=carry.eigenvector,
+            sharpness=carry.sharpness,
+            max_sharpness=carry.max_sharpness,
         )
         flat_next, _ = ravel_pytree(params)
         return new, (project(flat_next), step_norm, orbit_value(carry.params, loss))
@@ -342,6 +374,9 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
         max_loss=jnp.full((), -jnp.inf, dtype),
         tangent=tangent0,
         log_growth=jnp.zeros((), dtype),
+        eigenvector=jax.tree.map(jnp.zeros_like, params0) if measure_sharpness else {},
+        sharpness=jnp.full((), jnp.nan, dtype),
+        max_sharpness=jnp.full((), -jnp.inf, dtype),
     )
     head = steps - window
     if head:
@@ -404,6 +439,10 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
     if lyapunov:
         out["lyapunov"] = exponent
         out["chaotic"] = classify.chaotic(verdict.regime, verdict.period, exponent)
+    if measure_sharpness:
+        final_sharpness, _ = top(carry.params, carry.eigenvector)
+        out["sharpness"] = final_sharpness
+        out["max_sharpness"] = jnp.fmax(carry.max_sharpness, final_sharpness)
     if orbit is not None:
         out["orbit"] = orbit_values[:, 0]
     if analysis["basins"] and final.shape[0] <= MAX_FEATURES:

@@ -461,3 +461,51 @@ def test_the_figure_has_loss_and_sharpness_with_the_threshold_line(small_run):
     assert low < 5.0 and 20.0 < high  # both the sharpness and the line in view
     OUT.mkdir(exist_ok=True)
     fig.savefig(OUT / "test_figure.png", dpi=80)
+
+
+# Per-run sharpness inside the engine's sweep.
+
+
+def test_a_sweep_records_the_known_top_eigenvalue_of_a_quadratic():
+    from dynamics import engine
+
+    spectrum = [0.5, 1.0, 3.0, 7.0]
+    exp = load_config(
+        {
+            "objective": {"name": "quadratic_nd", "spectrum": spectrum},
+            "optimizer": {"name": "sgd", "learning_rate": 0.1},
+            "steps": 400,
+            "dtype": "float64",
+            "analysis": {"sharpness": True, "sharpness_every": 7},
+            "sweep": {"optimizer.learning_rate": [0.1, 0.2, 0.3]},
+        }
+    )
+    out = engine.simulate(exp)
+    np.testing.assert_allclose(out["sharpness"], 7.0, rtol=1e-10)
+    np.testing.assert_allclose(out["max_sharpness"], 7.0, rtol=1e-10)
+    assert out["regime"].tolist() == [0, 0, 2]  # 2/0.3 < 7: the sharpest mode grows
+
+
+def test_a_sweep_sees_the_catapult_lower_the_sharpness():
+    from dynamics import engine
+
+    exp = load_config(
+        CONFIGS / "catapult.yaml",
+        [
+            "objective.width=256",
+            "steps=300",
+            "sweep.optimizer.learning_rate.num=4",
+            "sweep.optimizer.learning_rate.linspace=[0.4, 1.6]",
+            "analysis.sharpness=true",
+            "analysis.sharpness_every=5",
+        ],
+    )
+    out = engine.simulate(exp)
+    rates = exp.sweep[0].values
+    start = out["max_sharpness"][0]  # at a small rate the sharpness barely moves
+    assert out["sharpness"][0] == pytest.approx(start, rel=0.05)
+    catapulted = rates * start > 2
+    assert catapulted.tolist() == [False, False, True, True]
+    # Above 2/λ₀ training lands where the sharpness is below 2/η.
+    assert np.all(out["sharpness"][catapulted] < 2 / rates[catapulted])
+    assert np.all(out["max_sharpness"] >= out["sharpness"])
