@@ -9,6 +9,8 @@ classified by its long-run behaviour and collected into an ``xarray.Dataset``.
     ds = dynamics.run("my.yaml", out="runs/my")  # results and figures saved
     ds = dynamics.load("runs/my")
     fig = dynamics.plot_stability_map(ds)
+    fig = dynamics.plot_period_map(ds)           # periods and chaos
+    print(dynamics.fractal_dimension(ds))        # roughness of the boundary
 """
 
 __version__ = "0.1.0"
@@ -29,6 +31,19 @@ _EXPORTS = {
     "plot_cost_tangent": "dynamics.figures",
     "plot_descent_path": "dynamics.figures",
     "plot_stability_map": "dynamics.figures",
+    "plot_period_map": "dynamics.diagrams",
+    "plot_bifurcation": "dynamics.diagrams",
+    "plot_basin_map": "dynamics.diagrams",
+    "Dimension": "dynamics.fractal",
+    "fractal_dimension": "dynamics.fractal",
+    "plot_box_counts": "dynamics.fractal",
+    "plot_theory_overlay": "dynamics.theory",
+    "edge_of_stability": "dynamics.sharpness",
+    "plot_edge_of_stability": "dynamics.sharpness",
+    "top_eigenvalue": "dynamics.sharpness",
+    "refine": "dynamics.zoom",
+    "animate_path": "dynamics.animate",
+    "animate_zoom": "dynamics.animate",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -4,6 +4,7 @@ dynamics run [CONFIG] [key=value ...] [-o OUT] [--force] [--format png]
 dynamics zoom OUT [--window KEY=LOW:HIGH ...] [--center KEY=VALUE ... --factor F]
               [--num N] [--dtype float64] [-o NEW] [--force]
               [--adaptive [--levels L] [--budget RUNS] [--margin M]]
+dynamics animate OUT|CONFIG [--zoom [--center KEY=VALUE ...] ...] [-o FILE]
 """
 
 import argparse
@@ -79,6 +80,7 @@ def _parser():
     )
     run.set_defaults(handler=_run)
     _zoom_parser(commands)
+    _animate_parser(commands)
     return parser
 
 
@@ -105,6 +107,138 @@ def _run(args) -> int:
         print(
             _report(exp, ds, results.summarize(ds), out, time.perf_counter() - started)
         )
+    return 0
+
+
+def _animate_parser(commands):
+    animate = commands.add_parser(
+        "animate",
+        help="the descent path, or a zoom into the boundary, as a GIF",
+        description="Animate the unswept run of OUT (a folder `dynamics run` wrote) "
+        "or of a CONFIG file: on the cost curve with its tangent for one "
+        "parameter, on contours for two. With --zoom, a sequence of stability "
+        "maps zooming into the converged/diverged boundary instead. Writes into "
+        "OUT (descent_path.gif or zoom.gif), or beside CONFIG, unless -o is given.",
+    )
+    animate.add_argument("source", metavar="OUT|CONFIG")
+    animate.add_argument("--steps", type=int, metavar="N", help="steps to animate")
+    animate.add_argument("--fps", type=float, metavar="F", help="frames per second")
+    animate.add_argument(
+        "--max-frames",
+        type=int,
+        default=120,
+        metavar="N",
+        help="at most this many frames, evenly spaced steps (default 120)",
+    )
+    animate.add_argument(
+        "--zoom", action="store_true", help="zoom into the boundary of the map"
+    )
+    animate.add_argument(
+        "--center",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --zoom: zoom on this point (default: follow the boundary)",
+    )
+    animate.add_argument(
+        "--frames", type=int, default=8, metavar="N", help="with --zoom (default 8)"
+    )
+    animate.add_argument(
+        "--factor",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="with --zoom: each window is F times the last (default 0.5)",
+    )
+    animate.add_argument(
+        "--resolution",
+        type=int,
+        default=64,
+        metavar="N",
+        help="with --zoom: runs per axis per frame (default 64)",
+    )
+    animate.add_argument("-o", "--out", metavar="FILE", help="the GIF to write")
+    animate.add_argument(
+        "--force", action="store_true", help="replace the GIF if it exists"
+    )
+    animate.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing but errors"
+    )
+    animate.set_defaults(handler=_animate)
+
+
+def _animate(args) -> int:
+    from dynamics.errors import ConfigError
+
+    if not args.zoom and (args.center or args.frames != 8 or args.resolution != 64):
+        raise ConfigError("--center, --frames and --resolution apply to --zoom")
+    if os.path.isdir(args.source):
+        from dynamics import zoom as zooming
+
+        exp = zooming.read_source(args.source)
+        folder = args.source
+    elif os.path.isfile(args.source):
+        from dynamics import config
+
+        exp = config.load_config(args.source)
+        folder = os.path.dirname(args.source) or "."
+    else:
+        raise ConfigError(
+            f"'{args.source}' does not exist; give a run folder or a config file"
+        )
+    stem = "zoom" if args.zoom else "descent_path"
+    if args.out is None:
+        prefix = "" if os.path.isdir(args.source) else f"{exp.name}-"
+        target = os.path.join(folder, f"{prefix}{stem}.gif")
+    else:
+        target = args.out
+    if not target.endswith(".gif"):
+        raise ConfigError(f"-o {target}: the animation is a GIF; end the name in .gif")
+    if os.path.exists(target) and not args.force:
+        raise ConfigError(f"'{target}' already exists; add --force to replace it")
+    parent = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(parent):
+        raise ConfigError(f"-o {target}: the folder '{parent}' does not exist")
+    from dynamics import animate
+
+    # Written beside the target and renamed: a reader never sees half a GIF.
+    partial = os.path.join(parent, f".{os.path.basename(target)}.partial.gif")
+    try:
+        if args.zoom:
+            if len(exp.sweep) < 1:
+                raise ConfigError(
+                    f"{args.source} has no sweep, so there is no map to zoom into"
+                )
+            center = _centers(args.center) or None
+            meter = None if args.quiet else _Meter(time.perf_counter())
+            animate.animate_zoom(
+                exp,
+                partial,
+                center=center,
+                factor=args.factor,
+                frames=args.frames,
+                resolution=args.resolution,
+                fps=args.fps or 2,
+                progress=meter,
+            )
+            if meter:
+                meter.close()
+        else:
+            animate.animate_path(
+                exp,
+                partial,
+                steps=args.steps,
+                fps=args.fps or 10,
+                max_frames=args.max_frames,
+            )
+        os.replace(partial, target)
+    except ValueError as err:  # the animation's own checks of its arguments
+        raise ConfigError(str(err)) from None
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    if not args.quiet:
+        print(f"Wrote {target}")
     return 0
 
 

@@ -1,10 +1,13 @@
 """Animations, checked on the frames of the GIFs they write."""
 
+import os
+
 import numpy as np
 import pytest
 from matplotlib.colors import to_rgb
 from PIL import Image
 
+import dynamics
 from dynamics import engine
 from dynamics.animate import CURRENT, animate_path, animate_zoom, zoom_maps
 from dynamics.config import load_config
@@ -162,3 +165,69 @@ def test_zoom_refuses_what_it_cannot_do(seed_map, change, message):
         seed_map["sweep"] = change.pop("sweep")
     with pytest.raises(ValueError, match=message):
         zoom_maps(seed_map, **change)
+
+
+# The command line.
+
+
+def test_the_command_animates_a_run_folder_and_keeps_what_exists(tmp_path, capsys):
+    from dynamics import cli
+
+    out = tmp_path / "run"
+    config = {
+        "objective": {"expr": "(w - 2)**2 + 1"},
+        "start": {"w": 0.0},
+        "optimizer": {"name": "sgd", "learning_rate": 0.1},
+        "steps": 12,
+        "sweep": {"optimizer.learning_rate": [0.1, 1.5], "start.w": [0.0, 1.0]},
+    }
+    dynamics.run(config, str(out))
+    assert cli.main(["animate", str(out), "-q"]) == 0
+    gif = out / "descent_path.gif"
+    with Image.open(gif) as image:
+        assert image.n_frames == 13  # the start and each of 12 steps
+    before = gif.stat().st_mtime_ns
+    assert cli.main(["animate", str(out)]) == 2
+    assert "add --force" in capsys.readouterr().err
+    assert gif.stat().st_mtime_ns == before
+    argv = ["animate", str(out), "--zoom", "--frames", "2", "--resolution", "8", "-q"]
+    assert cli.main(argv) == 0
+    with Image.open(out / "zoom.gif") as image:
+        assert image.n_frames == 2
+    assert not [name for name in os.listdir(out) if name.startswith(".")]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["animate", "missing"], "does not exist"),
+        (["animate", "{run}", "--frames", "3"], "apply to --zoom"),
+        (["animate", "{run}", "-o", "x.png"], "end the name in .gif"),
+    ],
+)
+def test_bad_animate_arguments_exit_2(tmp_path, capsys, argv, message):
+    from dynamics import cli
+
+    run = tmp_path / "run"
+    dynamics.run(
+        {
+            "objective": {"expr": "w**2"},
+            "start": {"w": 1.0},
+            "optimizer": {"learning_rate": 0.1},
+            "steps": 8,
+        },
+        str(run),
+    )
+    argv = [item.format(run=run) for item in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dynamics: error: ") and message in err
+    assert sorted(os.listdir(run)) == sorted(
+        [
+            "config.yaml",
+            "results.zarr",
+            "stability_map.png",
+            "cost_tangent.png",
+            "descent_path.png",
+        ]
+    )
