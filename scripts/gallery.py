@@ -4,7 +4,7 @@
     python scripts/gallery.py --quick         # 48 values per axis, for a look
     python scripts/gallery.py catapult        # only the configs named
 
-Each map is copied to docs/gallery/NAME.png, and a Markdown table of the
+Configs without a sweep are skipped. Each map is copied to docs/gallery/NAME.png, and a Markdown table of the
 pictures with their run times is printed for the README.
 """
 
@@ -38,6 +38,8 @@ def main():
         for path in paths:
             name = os.path.basename(path)[:-5]
             exp = dynamics.load_config(path)
+            if not exp.sweep:  # a single run (edge_of_stability) has no map
+                continue
             overrides = _quick(exp) if args.quick else []
             out = os.path.join(scratch, name)
             started = time.perf_counter()
