@@ -85,18 +85,7 @@ def _simulate(exp, progress):
     summary = engine.simulate(exp, progress=progress)
     elapsed = round(time.perf_counter() - started, 3)
     ds = results.to_dataset(exp, summary, {"wall_seconds": elapsed})
-    if exp.sweep and theory.applies(exp) is None:
-        radius = theory.radius(exp)
-        ds["theory_radius"] = (
-            ds["regime"].dims,
-            radius,
-            {
-                "long_name": "spectral radius of the linear iteration (closed "
-                "form): converged below 1, diverged above"
-            },
-        )
-        ds.attrs["theory_agreement"] = theory.agreement(ds, exp, radius)
-    return ds
+    return theory.attach(ds, exp)
 
 
 def write_figures(

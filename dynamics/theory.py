@@ -99,6 +99,24 @@ def applies(exp: Experiment) -> str | None:
     return reason
 
 
+def attach(ds: xr.Dataset, exp: Experiment) -> xr.Dataset:
+    """Adds ``theory_radius`` and the ``theory_agreement`` attribute when the
+    closed form applies to ``exp``; returns ``ds`` unchanged otherwise."""
+    if not exp.sweep or applies(exp) is not None:
+        return ds
+    rho = radius(exp)
+    ds["theory_radius"] = (
+        ds["regime"].dims,
+        rho,
+        {
+            "long_name": "spectral radius of the linear iteration (closed "
+            "form): converged below 1, diverged above"
+        },
+    )
+    ds.attrs["theory_agreement"] = agreement(ds, exp, rho)
+    return ds
+
+
 def radius(exp: Experiment) -> np.ndarray:
     """The spectral radius ρ of each run's linear iteration, shaped ``exp.shape``.
 

@@ -39,7 +39,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from dynamics import engine, figures, results
+from dynamics import engine, figures, results, theory
 from dynamics.config import Experiment, load_config
 from dynamics.errors import ConfigError
 
@@ -533,7 +533,7 @@ class _Refinement:
                 "floating values NaN"
             },
         )
-        return ds
+        return theory.attach(ds, exp)
 
 
 def _label(summary):
