@@ -535,6 +535,15 @@ def _report(exp, ds, summary, out, seconds):
             lines.append(
                 f"    {'with overshoot':<18} {shoot:>8,}  {shoot / summary.total:6.1%}"
             )
+        if label == "oscillating":
+            oscillating = ds["regime"] == 1
+            for name, count in [
+                ("periodic", int((oscillating & (ds["period"] >= 2)).sum())),
+                ("chaotic", int(ds["chaotic"].sum()) if "chaotic" in ds else None),
+            ]:
+                if count is not None:
+                    share = count / summary.total
+                    lines.append(f"    {name:<18} {count:>8,}  {share:6.1%}")
     rate = next((d for d in ds["regime"].dims if d.endswith("learning_rate")), None)
     others = [d for d in ds["regime"].dims if d != rate]
     if not others or all(d.startswith("start.") for d in others):
