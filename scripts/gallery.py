@@ -4,8 +4,9 @@
     python scripts/gallery.py --quick         # 48 values per axis, for a look
     python scripts/gallery.py catapult        # only the configs named
 
-Configs without a sweep are skipped. Each map is copied to docs/gallery/NAME.png, and a Markdown table of the
-pictures with their run times is printed for the README.
+Configs without a sweep are skipped. Each map is copied to
+docs/gallery/NAME.png, and a Markdown table of the pictures with their run
+times is printed for the README.
 """
 
 import argparse
