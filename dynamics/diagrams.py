@@ -6,12 +6,11 @@ a :class:`matplotlib.figure.Figure` built without pyplot.
 
 import matplotlib
 import numpy as np
-from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
+from dynamics import figures
 from dynamics.classify import CHAOS, Regime
-from dynamics.figures import CLASSES, _edges, _is_log, _label_axis, _subtitle
+from dynamics.figures import CLASSES, _is_log, _label_axis
 
 _COLOUR = dict(CLASSES)
 _PERIOD_COLOURS = [matplotlib.colormaps["viridis"](v) for v in (0.95, 0.8, 0.65)]
@@ -58,7 +57,7 @@ def plot_period_map(ds, x: str | None = None, y: str | None = None) -> Figure:
     index[oscillating & (period == 0) & chaotic.astype(bool)] = 8
     index[regime == Regime.DIVERGED] = 9
     index[regime == Regime.STALLED] = 10
-    return _class_map(ds, index, PERIOD_CLASSES, x, y, "period (cells)")
+    return _map(ds, index, PERIOD_CLASSES, x, y, "period (cells)")
 
 
 def plot_basin_map(ds, x: str | None = None, y: str | None = None) -> Figure:
@@ -85,7 +84,7 @@ def plot_basin_map(ds, x: str | None = None, y: str | None = None) -> Figure:
     classes += list(_NO_BASIN)
     index = np.where(basin >= 0, basin, count + 1)
     index[np.asarray(ds["regime"]) == Regime.DIVERGED] = count
-    fig = _class_map(ds, index, classes, x, y, "basin: minimum (cells)")
+    fig = _map(ds, index, classes, x, y, "basin: minimum (cells)")
     ax = fig.axes[0]
     dims = [dim for dim in ds["basin"].dims]
     x = x or (dims[0] if dims else None)
@@ -147,22 +146,7 @@ def plot_bifurcation(ds, x: str | None = None) -> Figure:
     top.set_ylabel(f"{of}: last {points.shape[1]} iterates")
     if of == "loss" and np.all(points[np.isfinite(points)] > 0):
         top.set_yscale("log")
-    title = ds.attrs.get("name", "bifurcation diagram")
-    if fixed:
-        title += "  at " + ", ".join(
-            f"{dim} = {float(ds[dim][0]):.4g}" for dim in fixed
-        )
-    top.set_title(title, loc="left", pad=14)
-    top.text(
-        0.0,
-        1.01,
-        _subtitle(ds).strip(),
-        transform=top.transAxes,
-        fontsize=8,
-        va="bottom",
-        ha="left",
-        color="0.3",
-    )
+    figures.title(top, ds, ds.attrs.get("name", "bifurcation diagram"), fixed)
     if "lyapunov" in ds:
         exponent = np.asarray(ds["lyapunov"].isel(fixed).sortby(x), dtype=float)
         finite = np.isfinite(exponent)
@@ -184,73 +168,7 @@ def plot_bifurcation(ds, x: str | None = None) -> Figure:
     return fig
 
 
-def _class_map(ds, index, classes, x, y, legend_title):
-    """A map of class indices over two sweep axes, as plot_stability_map draws."""
-    regime = ds["regime"]
-    dims = list(regime.dims)
-    x = x or (dims[0] if dims else None)
-    y = y or next((dim for dim in dims if dim != x), None)
-    fixed = {dim: 0 for dim in dims if dim not in (x, y)}
-    da = regime.copy(data=np.asarray(index)).isel(fixed)
-    for dim in (x, y):
-        if dim is not None:
-            da = da.sortby(dim)
-    order = [dim for dim in (y, x) if dim is not None]
-    image = np.asarray(da.transpose(*order)) if order else np.asarray(da)
-    image = image.reshape(1 if y is None else image.shape[0], -1)
-
-    fig = Figure(figsize=(7.6, 5.0), layout="constrained")
-    ax = fig.add_subplot()
-    colours = [colour for _, colour in classes]
-    ax.pcolormesh(
-        _edges(da, x),
-        _edges(da, y),
-        image,
-        cmap=ListedColormap(colours),
-        norm=BoundaryNorm(np.arange(len(colours) + 1) - 0.5, len(colours)),
-        shading="flat",
-        antialiased=False,
-        edgecolors="none",
-        linewidth=0,
-        rasterized=True,
+def _map(ds, index, classes, x, y, legend_title):
+    return figures.class_map(
+        ds, index, classes, x, y, legend_title, figsize=(7.6, 5.0), fontsize=8
     )
-    if x is None:
-        ax.set_xticks([])
-    else:
-        _label_axis(ax, "x", da, x)
-    if y is None:
-        ax.set_yticks([])
-    else:
-        _label_axis(ax, "y", da, y)
-    counts = np.bincount(image.ravel(), minlength=len(classes))
-    handles = [
-        Patch(
-            facecolor=colour, edgecolor="0.4", linewidth=0.5, label=f"{label} ({n:,})"
-        )
-        for (label, colour), n in zip(classes, counts, strict=True)
-    ]
-    ax.legend(
-        handles=handles,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        frameon=False,
-        title=legend_title,
-        fontsize=8,
-    )
-    title = ds.attrs.get("name", "map")
-    if fixed:
-        title += "  at " + ", ".join(
-            f"{dim} = {float(ds[dim][0]):.4g}" for dim in fixed
-        )
-    ax.set_title(title, loc="left", pad=14)
-    ax.text(
-        0.0,
-        1.01,
-        _subtitle(ds).strip(),
-        transform=ax.transAxes,
-        fontsize=8,
-        va="bottom",
-        ha="left",
-        color="0.3",
-    )
-    return fig

@@ -42,33 +42,51 @@ def plot_stability_map(ds, x: str | None = None, y: str | None = None) -> Figure
     Values increase rightwards and upwards. Every class is in the legend, even
     when absent. Each cell is one flat colour: nothing is blended.
     """
+    index = _class_index(np.asarray(ds["regime"]), np.asarray(ds["overshoot"]))
+    return class_map(ds, index, CLASSES, x, y, "regime (cells)")
+
+
+def class_map(
+    ds,
+    index,
+    classes,
+    x: str | None = None,
+    y: str | None = None,
+    legend_title: str = "",
+    figsize=(7.2, 5.0),
+    fontsize=None,
+) -> Figure:
+    """A map of one class per run over two sweep axes, each class its colour.
+
+    Args:
+      ds: a results Dataset.
+      index: per run (shaped like ``ds["regime"]``), the index of its class.
+      classes: ``(label, colour)`` pairs; every one is in the legend with its
+        count of cells, even when absent.
+      x, y, legend_title: as in :func:`plot_stability_map`.
+    """
     regime = ds["regime"]
     dims = list(regime.dims)
     x = x or (dims[0] if dims else None)
     y = y or next((dim for dim in dims if dim != x), None)
     fixed = {dim: 0 for dim in dims if dim not in (x, y)}
-    classes = _class_index(np.asarray(regime), np.asarray(ds["overshoot"]))
-    classes = regime.copy(data=classes).isel(fixed)
-    if x is not None:
-        classes = classes.sortby(x)
-    if y is not None:
-        classes = classes.sortby(y)
+    da = regime.copy(data=np.asarray(index)).isel(fixed)
+    for dim in (x, y):
+        if dim is not None:
+            da = da.sortby(dim)
     order = [dim for dim in (y, x) if dim is not None]
-    image = np.asarray(classes.transpose(*order)) if order else np.asarray(classes)
+    image = np.asarray(da.transpose(*order)) if order else np.asarray(da)
     image = image.reshape(1 if y is None else image.shape[0], -1)
 
-    fig = Figure(figsize=(7.2, 5.0), layout="constrained")
+    fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.add_subplot()
-    x_edges = _edges(classes, x)
-    y_edges = _edges(classes, y)
-    cmap = ListedColormap([colour for _, colour in CLASSES])
-    norm = BoundaryNorm(np.arange(len(CLASSES) + 1) - 0.5, len(CLASSES))
+    colours = [colour for _, colour in classes]
     ax.pcolormesh(
-        x_edges,
-        y_edges,
+        _edges(da, x),
+        _edges(da, y),
         image,
-        cmap=cmap,
-        norm=norm,
+        cmap=ListedColormap(colours),
+        norm=BoundaryNorm(np.arange(len(colours) + 1) - 0.5, len(colours)),
         shading="flat",
         antialiased=False,
         edgecolors="none",
@@ -79,35 +97,36 @@ def plot_stability_map(ds, x: str | None = None, y: str | None = None) -> Figure
         ax.set_xticks([])
         ax.set_xlabel("a single run (no sweep)")
     else:
-        _label_axis(ax, "x", classes, x)
+        _label_axis(ax, "x", da, x)
     if y is None:
         ax.set_yticks([])
     else:
-        _label_axis(ax, "y", classes, y)
+        _label_axis(ax, "y", da, y)
 
-    counts = np.bincount(image.ravel(), minlength=len(CLASSES))
+    counts = np.bincount(image.ravel(), minlength=len(classes))
     handles = [
         Patch(
-            facecolor=colour,
-            edgecolor="0.4",
-            linewidth=0.5,
-            label=f"{label} ({count:,})",
+            facecolor=colour, edgecolor="0.4", linewidth=0.5, label=f"{label} ({n:,})"
         )
-        for (label, colour), count in zip(CLASSES, counts, strict=True)
+        for (label, colour), n in zip(classes, counts, strict=True)
     ]
     ax.legend(
         handles=handles,
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
         frameon=False,
-        title="regime (cells)",
+        title=legend_title,
+        fontsize=fontsize,
     )
-    title = ds.attrs.get("name", "stability map")
+    title(ax, ds, ds.attrs.get("name", "map"), fixed)
+    return fig
+
+
+def title(ax, ds, text, fixed=()):
+    """The run's name (and any sweep axes held fixed) over a line describing it."""
     if fixed:
-        title += "  at " + ", ".join(
-            f"{dim} = {float(ds[dim][0]):.4g}" for dim in fixed
-        )
-    ax.set_title(title, loc="left", pad=14)
+        text += "  at " + ", ".join(f"{dim} = {float(ds[dim][0]):.4g}" for dim in fixed)
+    ax.set_title(text, loc="left", pad=14)
     ax.text(
         0.0,
         1.01,
@@ -118,7 +137,6 @@ def plot_stability_map(ds, x: str | None = None, y: str | None = None) -> Figure
         ha="left",
         color="0.3",
     )
-    return fig
 
 
 def _subtitle(ds):
