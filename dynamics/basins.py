@@ -44,16 +44,41 @@ class Basins(NamedTuple):
     continuum: bool
 
 
-def assign(final: np.ndarray, converged: np.ndarray, final_loss: np.ndarray) -> Basins:
+def assign(
+    final: np.ndarray,
+    converged: np.ndarray,
+    final_loss: np.ndarray,
+    reached: np.ndarray | None = None,
+) -> Basins:
     """Groups the end points of converged runs into minima.
 
     Args:
       final: ``(n, P)`` each run's last iterate.
       converged: ``(n,)`` which runs converged.
       final_loss: ``(n,)`` each run's final loss.
+      reached: ``(n,)`` which runs reached the tolerance (default: the
+        converged ones). Only their end points define minima: a run that
+        converges geometrically but slowly may end far from its limit. Every
+        other converged run joins the nearest minimum within the grouping
+        distance, or none.
     """
+    converged = np.asarray(converged, dtype=bool)
+    if reached is not None:
+        reached = np.asarray(reached, dtype=bool) & converged
+        found = assign(final, reached, final_loss)
+        final = np.asarray(final, dtype=np.float64).reshape(len(converged), -1)
+        late = np.flatnonzero(converged & ~reached & np.all(np.isfinite(final), 1))
+        if found.continuum or not len(found.minima) or not late.size:
+            return found
+        radius = TOLERANCE * max(np.max(np.abs(found.minima)), 1.0)
+        gaps = np.linalg.norm(final[late, None, :] - found.minima[None], axis=-1)
+        nearest = np.argmin(gaps, axis=1)
+        close = gaps[np.arange(late.size), nearest] <= radius
+        basin = found.basin.copy()
+        basin[late[close]] = nearest[close]
+        return found._replace(basin=basin)
     final = np.asarray(final, dtype=np.float64).reshape(len(converged), -1)
-    converged = np.asarray(converged, dtype=bool) & np.all(np.isfinite(final), axis=1)
+    converged = converged & np.all(np.isfinite(final), axis=1)
     final_loss = np.asarray(final_loss, dtype=np.float64)
     runs = np.flatnonzero(converged)
     empty = Basins(

@@ -96,10 +96,12 @@ def to_dataset(exp: Experiment, summary: dict, attrs: dict | None = None) -> xr.
 
 
 def _basins(exp, summary, dims, shape):
+    converged = np.asarray(summary["regime"]) == Regime.CONVERGED
     found = basins.assign(
         summary["final"],
-        np.asarray(summary["regime"]) == Regime.CONVERGED,
+        converged,
         summary["final_loss"],
+        reached=converged & (np.asarray(summary["steps_to_converge"]) >= 0),
     )
     meaning = MEASURED["basin"]
     if found.continuum:

@@ -232,3 +232,14 @@ def test_end_points_along_a_valley_chain_into_one_minimum():
     valley = basins.assign(ends, np.ones(40, bool), -ends[:, 0])
     assert len(valley.minima) == 1 and valley.minima[0, 0] == 1.0
     assert (valley.basin == 0).all()
+
+
+def test_runs_that_have_not_reached_their_minimum_define_none(seed):
+    # At lr = 0.9959 the run converges geometrically but after 200 steps it is
+    # still far from w = 2: it must not make a second "minimum".
+    seed["sweep"] = {"optimizer.learning_rate": [0.1, 0.3, 0.9959]}
+    ds = dynamics.run(seed)
+    assert ds["regime"].values.tolist() == [0, 0, 0]
+    assert ds["steps_to_converge"].values[-1] == -1
+    np.testing.assert_allclose(ds["basin_minimum"].values.ravel(), [2.0], atol=1e-5)
+    assert ds["basin"].values.tolist() == [0, 0, -1]
