@@ -2,9 +2,11 @@
 
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from dynamics import (
@@ -16,6 +18,7 @@ from dynamics import (
     sharpness,
     store,
     theory,
+    zoom,
 )
 from dynamics.classify import Regime
 from dynamics.config import Experiment, load_config
@@ -65,6 +68,7 @@ def run(
     [0, 2]
     """
     exp = load_config(config, overrides)
+    zoom.warn_resolution(exp)
     if figure_format is not None and figure_format not in FORMATS:
         raise ConfigError(
             f"figure_format '{figure_format}' is not one of: {', '.join(FORMATS)}"
@@ -104,29 +108,47 @@ def write_figures(
     fmt = figure_format or exp.config["figures"]["format"]
     dpi = exp.config["figures"]["dpi"]
     description = ds.attrs.get("config", "")
-    drawn = [("stability_map", figures.plot_stability_map(ds))]
-    if (ds["regime"] == Regime.OSCILLATING).any():
-        drawn.append(("period_map", diagrams.plot_period_map(ds)))
-    if "orbit" in ds and exp.sweep:
-        drawn.append(("bifurcation", diagrams.plot_bifurcation(ds)))
-    if "basin" in ds and ds.sizes.get("minimum", 0) >= 2:
-        drawn.append(("basin_map", diagrams.plot_basin_map(ds)))
     analysis = exp.config["analysis"]
+    drawn = [("stability_map", lambda: figures.plot_stability_map(ds))]
+    if (ds["regime"] == Regime.OSCILLATING).any():
+        drawn.append(("period_map", lambda: diagrams.plot_period_map(ds)))
+    if "orbit" in ds and exp.sweep:
+        drawn.append(("bifurcation", lambda: diagrams.plot_bifurcation(ds)))
+    if "basin" in ds and ds.sizes.get("minimum", 0) >= 2:
+        drawn.append(("basin_map", lambda: diagrams.plot_basin_map(ds)))
     if analysis["sharpness"]:
-        eos = sharpness.edge_of_stability(
-            exp,
-            every=analysis["sharpness_every"],
-            iterations=analysis["sharpness_iterations"],
-        )
-        drawn.append(("edge_of_stability", sharpness.plot_edge_of_stability(eos)))
+        drawn.append(("edge_of_stability", lambda: _edge_of_stability(exp)))
     if "theory_radius" in ds:
-        drawn.append(("theory_overlay", theory.plot_theory_overlay(ds, exp)))
+        drawn.append(("theory_overlay", lambda: theory.plot_theory_overlay(ds, exp)))
     if objectives.scalar_parameter(exp.config) is not None:
-        drawn.append(("cost_tangent", figures.plot_cost_tangent(exp)))
-        drawn.append(("descent_path", figures.plot_descent_path(exp)))
-    return [
-        figures.save(fig, folder, stem, fmt, dpi, description) for stem, fig in drawn
-    ]
+        drawn.append(("cost_tangent", lambda: figures.plot_cost_tangent(exp)))
+        drawn.append(("descent_path", lambda: figures.plot_descent_path(exp)))
+    paths = []
+    for stem, draw in drawn:
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                paths.append(figures.save(draw(), folder, stem, fmt, dpi, description))
+        except (OverflowError, ValueError) as err:
+            # Values at the edge of the float range (a learning rate of 1e300)
+            # can defeat matplotlib's axes; the results are kept regardless.
+            warnings.warn(
+                f"{stem}.{fmt} was not drawn: {err}", FigureWarning, stacklevel=2
+            )
+    return paths
+
+
+class FigureWarning(UserWarning):
+    """A figure could not be drawn; the results were saved all the same."""
+
+
+def _edge_of_stability(exp):
+    analysis = exp.config["analysis"]
+    eos = sharpness.edge_of_stability(
+        exp,
+        every=analysis["sharpness_every"],
+        iterations=analysis["sharpness_iterations"],
+    )
+    return sharpness.plot_edge_of_stability(eos)
 
 
 def load(out: str) -> xr.Dataset:

@@ -8,11 +8,13 @@ dynamics animate OUT|CONFIG [--zoom [--center KEY=VALUE ...] ...] [-o FILE]
 """
 
 import argparse
+import contextlib
 import datetime
 import math
 import os
 import sys
 import time
+import warnings
 
 EXIT_USAGE = 2
 
@@ -100,7 +102,10 @@ def _run(args) -> int:
     exp = config.load_config(paths[0] if paths else None, overrides)
     out = _default_out(exp.name) if args.out is None else args.out
     meter = None if args.quiet else _Meter(time.perf_counter())
-    ds = api.run(exp, out, force=args.force, progress=meter, figure_format=args.format)
+    with _plain_warnings():
+        ds = api.run(
+            exp, out, force=args.force, progress=meter, figure_format=args.format
+        )
     if meter:
         meter.close()
     if not args.quiet:
@@ -146,9 +151,10 @@ def _animate_parser(commands):
     animate.add_argument(
         "--factor",
         type=float,
-        default=0.5,
+        default=2.0,
         metavar="F",
-        help="with --zoom: each window is F times the last (default 0.5)",
+        help="with --zoom: each window F times narrower than the last (default 2, "
+        "in log space on a log axis), as --factor of dynamics zoom",
     )
     animate.add_argument(
         "--resolution",
@@ -170,8 +176,26 @@ def _animate_parser(commands):
 def _animate(args) -> int:
     from dynamics.errors import ConfigError
 
-    if not args.zoom and (args.center or args.frames != 8 or args.resolution != 64):
-        raise ConfigError("--center, --frames and --resolution apply to --zoom")
+    zoom_only = args.center or args.frames != 8 or args.resolution != 64
+    if not args.zoom and (zoom_only or args.factor != 2.0):
+        raise ConfigError(
+            "--center, --frames, --factor and --resolution apply to --zoom; add --zoom"
+        )
+    checks = [
+        ("--steps", args.steps, 1, "a whole number of steps, at least 1"),
+        ("--fps", args.fps, 1e-9, "frames per second above 0, such as 10"),
+        ("--max-frames", args.max_frames, 2, "at least 2"),
+        ("--frames", args.frames, 1, "at least 1"),
+        ("--resolution", args.resolution, 2, "runs per axis, at least 2"),
+    ]
+    for flag, value, least, fix in checks:
+        if value is not None and not value >= least:
+            raise ConfigError(f"{flag} {value:g}: give {fix}")
+    if not args.factor > 1:
+        raise ConfigError(
+            f"--factor {args.factor:g}: each window is F times narrower than the "
+            "last, so give F above 1, such as 2"
+        )
     if os.path.isdir(args.source):
         from dynamics import zoom as zooming
 
@@ -215,7 +239,7 @@ def _animate(args) -> int:
                 exp,
                 partial,
                 center=center,
-                factor=args.factor,
+                factor=1 / args.factor,
                 frames=args.frames,
                 resolution=args.resolution,
                 fps=args.fps or 2,
@@ -316,12 +340,16 @@ def _zoom_parser(commands):
 
 def _zoom(args) -> int:
     started = time.perf_counter()
-    import warnings
 
     from dynamics import zoom as zooming
     from dynamics.errors import ConfigError
 
     source = zooming.read_source(args.source)
+    if not source.sweep:
+        raise ConfigError(
+            f"{args.source} is a single run with no sweep, so there is no map to "
+            "zoom into; run a config with a sweep first"
+        )
     windows = _windows(args.window)
     centers = _centers(args.center)
     both = sorted(set(windows) & set(centers))
@@ -346,24 +374,22 @@ def _zoom(args) -> int:
 
     from dynamics import api, config, results, store
 
-    shown = (zooming.ResolutionWarning, zooming.BudgetWarning)
-    original = warnings.showwarning
-
-    def say(message, category, *where, **more):
-        if issubclass(category, shown):
-            print(f"dynamics: warning: {message}", file=sys.stderr)
-        else:
-            original(message, category, *where, **more)
-
-    with warnings.catch_warnings():
-        # The library warns; the command line says so plainly and carries on.
-        for category in shown:
-            warnings.simplefilter("always", category)
-        warnings.showwarning = say
+    with _plain_warnings():
         if centers:
             factor = 10.0 if args.factor is None else args.factor
             windows |= zooming.window_around(source, centers, factor)
-        exp = zooming.zoom(source, windows, num=args.num, dtype=args.dtype)
+        try:
+            exp = zooming.zoom(source, windows, num=args.num, dtype=args.dtype)
+        except ConfigError as err:
+            # The zoomed config is built here, not read from a file: name the
+            # arguments that made it.
+            raise ConfigError(
+                [
+                    problem.replace("config: ", "the zoomed config: ", 1)
+                    + "; change --window, --center/--factor or --num"
+                    for problem in err.problems
+                ]
+            ) from None
         out = _zoom_out(args.source) if args.out is None else args.out
         meter = None if args.quiet else _Meter(time.perf_counter())
         if not args.adaptive:
@@ -396,6 +422,31 @@ def _zoom(args) -> int:
         report = _report(exp, ds, results.summarize(ds), out, seconds)
         print(_zoom_header(args.source, source, exp, ds, report))
     return 0
+
+
+@contextlib.contextmanager
+def _plain_warnings():
+    """The library's warnings to the user, as one plain line each on stderr."""
+    from dynamics import api
+    from dynamics import zoom as zooming
+
+    shown = (zooming.ResolutionWarning, zooming.BudgetWarning, api.FigureWarning)
+    original = warnings.showwarning
+    said = set()
+
+    def say(message, category, *where, **more):
+        if issubclass(category, shown):
+            if str(message) not in said:  # zoom and run check the same window
+                said.add(str(message))
+                print(f"dynamics: warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, *where, **more)
+
+    with warnings.catch_warnings():
+        for category in shown:
+            warnings.simplefilter("always", category)
+        warnings.showwarning = say
+        yield
 
 
 def _windows(items):

@@ -337,6 +337,11 @@ def _edges(da, dim):
         edges = np.concatenate(
             [[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]]
         )
+    # The outer edges lie half a cell beyond the last values, which may not fit
+    # in a float when those values are already near its limits.
+    # Matplotlib's log ticks need some headroom below the largest float.
+    limit = np.log(1e300) if log else 1e300
+    edges = np.clip(edges, -limit, limit)
     return np.exp(edges) if log else edges
 
 

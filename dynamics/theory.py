@@ -152,9 +152,10 @@ def mode_radius(step, momentum=0.0, nesterov: bool = False) -> np.ndarray:
         b, c = (1 + beta) * (1 - step), beta * (1 - step)
     else:
         b, c = 1 + beta - step, beta * np.ones_like(step)
-    discriminant = b * b - 4 * c
-    real = (np.abs(b) + np.sqrt(np.maximum(discriminant, 0.0))) / 2
-    return np.where(discriminant >= 0, real, np.sqrt(np.maximum(c, 0.0)))
+    with np.errstate(over="ignore", invalid="ignore"):  # huge steps: ρ = inf
+        discriminant = b * b - 4 * c
+        real = (np.abs(b) + np.sqrt(np.maximum(discriminant, 0.0))) / 2
+        return np.where(discriminant >= 0, real, np.sqrt(np.maximum(c, 0.0)))
 
 
 def predicted(radius, atol: float = ONE_TOLERANCE) -> np.ndarray:

@@ -123,7 +123,7 @@ def zoom(
     if dtype is not None:
         config["dtype"] = dtype
     zoomed = load_config(config)
-    _warn_resolution(zoomed)
+    warn_resolution(zoomed)
     return zoomed
 
 
@@ -316,7 +316,7 @@ def refine(
     exp = load_config(exp)
     _check_refine(exp, levels, budget, margin)
     finest = _finer(exp, levels)
-    _warn_resolution(finest)
+    warn_resolution(finest)
     chunk = engine.chunk_size(exp)
     if exp.config["chunk_size"] is None:
         chunk = min(chunk, REFINE_CHUNK)
@@ -718,7 +718,8 @@ def _finite_number(value):
     )
 
 
-def _warn_resolution(exp):
+def warn_resolution(exp: Experiment) -> None:
+    """Warns (:class:`ResolutionWarning`) when :func:`resolution_problem` finds one."""
     problem = resolution_problem(exp)
     if problem:
         warnings.warn(problem, ResolutionWarning, stacklevel=3)

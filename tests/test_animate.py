@@ -203,6 +203,9 @@ def test_the_command_animates_a_run_folder_and_keeps_what_exists(tmp_path, capsy
         (["animate", "missing"], "does not exist"),
         (["animate", "{run}", "--frames", "3"], "apply to --zoom"),
         (["animate", "{run}", "-o", "x.png"], "end the name in .gif"),
+        (["animate", "{run}", "--steps", "0"], "--steps 0: give a whole number"),
+        (["animate", "{run}", "--fps", "0"], "--fps 0: give frames per second"),
+        (["animate", "{run}", "--zoom", "--factor", "0.5"], "give F above 1"),
     ],
 )
 def test_bad_animate_arguments_exit_2(tmp_path, capsys, argv, message):

@@ -241,3 +241,30 @@ def test_a_bad_figure_format_is_refused_before_any_work(small, tmp_path):
     with pytest.raises(dynamics.ConfigError, match="jpg"):
         dynamics.run(small, str(tmp_path / "run"), figure_format="jpg")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_figure_that_cannot_be_drawn_is_a_warning_and_the_results_stay(
+    seed, tmp_path
+):
+    # Learning rates up to 1e300 defeat matplotlib's log axis; the run is data.
+    seed.update(dtype="float64")
+    seed["sweep"] = {
+        "optimizer.learning_rate": {"logspace": [0, 300], "num": 8},
+        "start.w": [0.0, 1.0],
+    }
+    out = tmp_path / "run"
+    from dynamics.api import FigureWarning
+
+    with pytest.warns(FigureWarning) as caught:
+        ds = dynamics.run(seed, str(out))
+    assert "stability_map.png was not drawn" in str(caught[0].message)
+    assert (out / "results.zarr").exists() and (out / "config.yaml").exists()
+    assert (ds["regime"].values[1:] == 2).all()
+
+
+def test_a_sweep_narrower_than_the_dtype_warns(seed):
+    seed["sweep"] = {
+        "optimizer.learning_rate": {"linspace": [0.99999995, 1.00000005], "num": 16}
+    }
+    with pytest.warns(UserWarning, match="set dtype: float64"):
+        dynamics.run(seed)

@@ -369,3 +369,21 @@ def test_a_real_process_exits_2_without_traceback(tmp_path):
         "give a folder that `dynamics run -o` wrote\n"
     )
     assert result.stdout == "" and os.listdir(tmp_path) == []
+
+
+def test_a_run_without_a_sweep_has_nothing_to_zoom(tmp_path, capsys):
+    from dynamics import cli
+
+    out = tmp_path / "single"
+    dynamics.run(
+        {
+            "objective": {"expr": "w**2"},
+            "start": {"w": 1.0},
+            "optimizer": {"learning_rate": 0.1},
+            "steps": 8,
+        },
+        str(out),
+    )
+    assert cli.main(["zoom", str(out), "--num", "4"]) == 2
+    assert "no map to zoom into" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["single"]
