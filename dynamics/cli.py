@@ -510,7 +510,7 @@ def _zoom_header(path, source, exp, ds, report):
     for axis in exp.sweep:
         new, old = axis.values, before[axis.key]
         lines.append(
-            f"  {axis.key}: {new.min():.6g} to {new.max():.6g}, {len(new)} points "
+            f"  {axis.key}: {new.min():.10g} to {new.max():.10g}, {len(new)} points "
             f"(was {old.min():.6g} to {old.max():.6g}, {len(old)})"
         )
     if "computed" in ds:
@@ -588,13 +588,17 @@ def _report(exp, ds, summary, out, seconds):
             )
         if label == "oscillating":
             oscillating = ds["regime"] == 1
-            for name, count in [
-                ("periodic", int((oscillating & (ds["period"] >= 2)).sum())),
-                ("chaotic", int(ds["chaotic"].sum()) if "chaotic" in ds else None),
-            ]:
-                if count is not None:
-                    share = count / summary.total
-                    lines.append(f"    {name:<18} {count:>8,}  {share:6.1%}")
+            periodic = int((oscillating & (ds["period"] >= 2)).sum())
+            rows = [("periodic", periodic)]
+            if "chaotic" in ds:
+                chaotic = int(ds["chaotic"].sum())
+                rows += [
+                    ("chaotic", chaotic),
+                    ("aperiodic", count - periodic - chaotic),
+                ]
+            for name, part in rows:
+                share = part / summary.total
+                lines.append(f"    {name:<18} {part:>8,}  {share:6.1%}")
     rate = next((d for d in ds["regime"].dims if d.endswith("learning_rate")), None)
     others = [d for d in ds["regime"].dims if d != rate]
     if not others or all(d.startswith("start.") for d in others):

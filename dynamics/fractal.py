@@ -215,7 +215,7 @@ def _labels(data, inside):
         hint = (
             "; an integer array is read as regime codes: pass a boolean array "
             "for labels of your own"
-            if values.dtype != bool
+            if values.dtype != bool and not names
             else ""
         )
         raise ValueError(

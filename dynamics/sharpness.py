@@ -482,7 +482,10 @@ def plot_edge_of_stability(eos: EdgeOfStability) -> "Figure":
 
     finite = np.isfinite(eos.loss)
     ax_loss.plot(eos.step[finite], eos.loss[finite], color="#0072B2", lw=1.2)
-    if finite.any() and np.all(eos.loss[finite] > 0):
+    shown = eos.loss[finite]
+    # A log axis only where the loss spans a decade or more: over less, its
+    # ticks are unreadable.
+    if shown.size and np.all(shown > 0) and shown.max() >= 10 * shown.min():
         ax_loss.set_yscale("log")
     ax_loss.set_ylabel("loss")
     ax_loss.set_title(eos.title or "edge of stability", loc="left")
