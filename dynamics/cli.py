@@ -450,46 +450,48 @@ def _plain_warnings():
 
 
 def _windows(items):
-    from dynamics.errors import ConfigError
-
-    windows = {}
-    for item in items:
-        key, _, bounds = item.partition("=")
-        low, _, high = bounds.partition(":")
-        try:
-            pair = (float(low), float(high))
-        except ValueError:
-            pair = None
-        if not key.strip() or pair is None or not all(map(math.isfinite, pair)):
-            raise ConfigError(
-                f"--window '{item}': write KEY=LOW:HIGH with two numbers, as in "
-                "--window optimizer.learning_rate=0.9:1.1"
-            )
-        if key.strip() in windows:
-            raise ConfigError(f"--window names {key.strip()} twice; give it once")
-        windows[key.strip()] = pair
-    return windows
+    return _keyed(
+        items,
+        "--window",
+        "KEY=LOW:HIGH with two numbers",
+        "optimizer.learning_rate=0.9:1.1",
+        lambda text: _numbers(text.partition(":")[::2]),
+    )
 
 
 def _centers(items):
+    return _keyed(
+        items,
+        "--center",
+        "KEY=VALUE with a number",
+        "optimizer.learning_rate=1.0",
+        lambda text: (_numbers([text]) or [None])[0],
+    )
+
+
+def _keyed(items, flag, form, example, parse):
+    """``KEY=...`` arguments of a repeated flag, each KEY once."""
     from dynamics.errors import ConfigError
 
-    centers = {}
+    found = {}
     for item in items:
         key, _, text = item.partition("=")
-        try:
-            value = float(text)
-        except ValueError:
-            value = None
-        if not key.strip() or value is None or not math.isfinite(value):
-            raise ConfigError(
-                f"--center '{item}': write KEY=VALUE with a number, as in "
-                "--center optimizer.learning_rate=1.0"
-            )
-        if key.strip() in centers:
-            raise ConfigError(f"--center names {key.strip()} twice; give it once")
-        centers[key.strip()] = value
-    return centers
+        key, value = key.strip(), parse(text)
+        if not key or value is None:
+            raise ConfigError(f"{flag} '{item}': write {form}, as in {flag} {example}")
+        if key in found:
+            raise ConfigError(f"{flag} names {key} twice; give it once")
+        found[key] = value
+    return found
+
+
+def _numbers(texts):
+    """The finite numbers written in ``texts``, or None if any is not one."""
+    try:
+        values = tuple(float(text) for text in texts)
+    except ValueError:
+        return None
+    return values if all(map(math.isfinite, values)) else None
 
 
 def _zoom_out(source):
