@@ -17,6 +17,8 @@ import time
 import warnings
 
 EXIT_USAGE = 2
+#: The longest path `dynamics animate` replays: it holds every iterate.
+MAX_ANIMATED_STEPS = 10**6
 
 
 def main(argv=None) -> int:
@@ -181,9 +183,17 @@ def _animate(args) -> int:
         raise ConfigError(
             "--center, --frames, --factor and --resolution apply to --zoom; add --zoom"
         )
+    if args.zoom and args.steps is not None:
+        raise ConfigError("--steps applies to the path, not to --zoom; drop it")
+    if args.steps is not None and args.steps > MAX_ANIMATED_STEPS:
+        raise ConfigError(
+            f"--steps {args.steps:,}: the path keeps every iterate; give at most "
+            f"{MAX_ANIMATED_STEPS:,}"
+        )
+    if args.fps is not None and not 0.1 <= args.fps <= 100:
+        raise ConfigError(f"--fps {args.fps:g}: give frames per second from 0.1 to 100")
     checks = [
         ("--steps", args.steps, 1, "a whole number of steps, at least 1"),
-        ("--fps", args.fps, 1e-9, "frames per second above 0, such as 10"),
         ("--max-frames", args.max_frames, 2, "at least 2"),
         ("--frames", args.frames, 1, "at least 1"),
         ("--resolution", args.resolution, 2, "runs per axis, at least 2"),
@@ -234,6 +244,12 @@ def _animate(args) -> int:
                     f"{args.source} has no sweep, so there is no map to zoom into"
                 )
             center = _centers(args.center) or None
+            axes = [axis.key for axis in exp.sweep[:2]]
+            if center is not None and sorted(center) != sorted(axes):
+                raise ConfigError(
+                    "--center: give one KEY=VALUE for each zoomed axis, "
+                    + " and ".join(axes)
+                )
             meter = None if args.quiet else _Meter(time.perf_counter())
             animate.animate_zoom(
                 exp,
@@ -365,7 +381,9 @@ def _zoom(args) -> int:
         raise ConfigError(
             "--levels, --budget and --margin apply to --adaptive; add --adaptive"
         )
-    if not (windows or centers or args.num or args.dtype or args.adaptive):
+    if args.levels is not None and args.levels < 1:
+        raise ConfigError(f"--levels {args.levels}: give at least 1 doubling")
+    if not (windows or centers or args.num is not None or args.dtype or args.adaptive):
         raise ConfigError(
             "nothing to zoom: give --window KEY=LOW:HIGH, --center KEY=VALUE, "
             "--num N, --dtype or --adaptive"
@@ -391,6 +409,11 @@ def _zoom(args) -> int:
                 ]
             ) from None
         out = _zoom_out(args.source) if args.out is None else args.out
+        if os.path.realpath(out) == os.path.realpath(args.source):
+            raise ConfigError(
+                f"-o {out} is the run being zoomed; give another folder, or none "
+                "for OUT-zoom-N beside it"
+            )
         meter = None if args.quiet else _Meter(time.perf_counter())
         if not args.adaptive:
             ds = api.run(exp, out, force=args.force, progress=meter)

@@ -387,3 +387,25 @@ def test_a_run_without_a_sweep_has_nothing_to_zoom(tmp_path, capsys):
     assert cli.main(["zoom", str(out), "--num", "4"]) == 2
     assert "no map to zoom into" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["single"]
+
+
+def test_zoom_never_replaces_its_own_source(tmp_path, capsys):
+    from dynamics import cli
+
+    out = tmp_path / "run"
+    dynamics.run(
+        {
+            "objective": {"expr": "(w - 2)**2 + 1"},
+            "start": {"w": 0.0},
+            "optimizer": {"learning_rate": 0.1},
+            "steps": 8,
+            "sweep": {"optimizer.learning_rate": [0.1, 0.5, 1.5]},
+        },
+        str(out),
+    )
+    before = sorted(os.listdir(out))
+    assert cli.main(["zoom", str(out), "--num", "4", "-o", str(out), "--force"]) == 2
+    assert "is the run being zoomed" in capsys.readouterr().err
+    assert cli.main(["zoom", str(out), "--adaptive", "--levels", "0"]) == 2
+    assert "--levels 0: give at least 1" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == before and sorted(os.listdir(tmp_path)) == ["run"]
