@@ -77,6 +77,9 @@ def simulate(
       points: instead of the grid, these runs: one equal-length array of
         values per sweep key (zoom and adaptive refinement pick their own).
 
+    The runs of each chunk are sharded over every local device
+    (``jax.devices()``); the results do not depend on how many there are.
+
     Returns:
       Flat arrays of length ``exp.n_runs``, or of the points (C order over
       the sweep axes):
@@ -88,7 +91,14 @@ def simulate(
     values = {key: np.asarray(column).astype(dtype) for key, column in columns.items()}
     total = len(next(iter(values.values()))) if values else exp.n_runs
     values[_RUN] = np.arange(total, dtype=np.int32)
-    chunk = chunk_size(exp, total)
+    devices = jax.devices()
+    # Every chunk is split evenly over the local devices: round it up to a
+    # multiple of their count (the padding repeats the last run).
+    chunk = -(-chunk_size(exp, total) // len(devices)) * len(devices)
+    sharding = jax.sharding.NamedSharding(
+        jax.sharding.Mesh(np.array(devices), ("runs",)),
+        jax.sharding.PartitionSpec("runs"),
+    )
     pieces = []
     with jax.enable_x64(dtype == np.float64):
         program = _program(_structure(exp), chunk)
@@ -97,6 +107,7 @@ def simulate(
                 key: _padded(column[begin : begin + chunk], chunk)
                 for key, column in values.items()
             }
+            block = jax.device_put(block, sharding)
             pieces.append(jax.device_get(program(block)))
             if progress:
                 progress(min(begin + chunk, total), total)
