@@ -4,7 +4,9 @@ Every run of a sweep shares one program. The swept values enter it as traced
 arrays, so a grid compiles once however many values it holds. Runs go through
 in chunks of a fixed size (the last one padded), so memory does not grow with
 the grid, and the scan carries only what classification needs: running counts,
-the last ``W`` iterates and step norms, never the whole trajectory.
+the last ``W`` iterates and step norms, never the whole trajectory. Each
+chunk is sharded over every local device. Importing this module turns on JAX's
+persistent compilation cache (see :func:`compilation_cache`).
 
 >>> from dynamics.config import load_config
 >>> exp = load_config({"objective": {"expr": "(w - 2)**2 + 1"},
@@ -18,6 +20,7 @@ the last ``W`` iterates and step norms, never the whole trajectory.
 import copy
 import functools
 import json
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -38,6 +41,9 @@ CHUNK_BYTES = 256 * 2**20
 MAX_CHUNK = 16384
 
 Progress = Callable[[int, int], None]
+#: Where compiled programs are kept between runs: this variable's value, or
+#: "off" for no cache; by default a folder in the user's cache directory.
+CACHE_VARIABLE = "DYNAMICS_COMPILATION_CACHE"
 # A per-run index, so that a config without a sweep still has a batch axis.
 _RUN = "__run__"
 
@@ -52,6 +58,29 @@ class Path(NamedTuple):
 
     params: dict
     loss: np.ndarray
+
+
+def compilation_cache() -> str | None:
+    """Turns on JAX's persistent compilation cache; returns its folder.
+
+    A second run of the same shapes, in a new process, then loads its program
+    instead of compiling it. Set ``DYNAMICS_COMPILATION_CACHE`` to a folder, or
+    to ``off``; a cache folder the user already gave JAX is kept.
+    """
+    if jax.config.jax_compilation_cache_dir:
+        return jax.config.jax_compilation_cache_dir
+    folder = os.environ.get(CACHE_VARIABLE)
+    if folder == "off":
+        return None
+    if not folder:
+        root = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+            os.path.expanduser("~"), ".cache"
+        )
+        folder = os.path.join(root, "dynamics", "jax")
+    jax.config.update("jax_compilation_cache_dir", folder)
+    # Sweeps of small objectives compile in well under JAX's default second.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    return folder
 
 
 def grid(exp: Experiment) -> dict[str, np.ndarray]:
@@ -529,3 +558,6 @@ def _padded(column, size):
 def _all_finite(tree):
     leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
     return jnp.stack(leaves).all()
+
+
+compilation_cache()

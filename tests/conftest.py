@@ -3,6 +3,9 @@ import os
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Compile counts are asserted: programs must not come from an earlier run's
+# cache (tests/test_devices.py checks the cache in processes of its own).
+os.environ["DYNAMICS_COMPILATION_CACHE"] = "off"
 
 SEED = {
     "name": "seed",

@@ -65,3 +65,44 @@ def test_four_host_devices_give_the_single_device_results(tmp_path):
     assert sorted(sharded.files) == sorted(single)
     for name in sharded.files:
         np.testing.assert_array_equal(sharded[name], single[name], err_msg=name)
+
+
+CACHED = textwrap.dedent(
+    """
+    import sys
+    import jax
+    import dynamics
+    from dynamics import engine
+
+    hits = []
+    jax.monitoring.register_event_listener(
+        lambda event, **kw: hits.append(event)
+        if event == "/jax/compilation_cache/cache_hits"
+        else None
+    )
+    assert engine.compilation_cache() == sys.argv[1]
+    engine.simulate(dynamics.load_config(None, ["sweep.start.w.num=7"]))
+    print(len(hits))
+    """
+)
+
+
+def test_a_second_process_loads_the_program_instead_of_compiling(tmp_path):
+    script = tmp_path / "cached.py"
+    script.write_text(CACHED)
+    cache = tmp_path / "cache"
+    env = dict(os.environ, DYNAMICS_COMPILATION_CACHE=str(cache))
+
+    def cache_hits():
+        done = subprocess.run(
+            [sys.executable, str(script), str(cache)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return int(done.stdout.split()[-1])
+
+    assert cache_hits() == 0 and any(cache.iterdir())  # compiled, and kept
+    assert cache_hits() == 1  # the sweep's program comes from the cache
