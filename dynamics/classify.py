@@ -157,12 +157,18 @@ def classify(tail: Tail) -> Verdict:
     at_rest = quarters[-1] <= 8 * eps * scale
     progressed = tail.final_grad <= 0.5 * tail.max_grad
 
-    period = _period(tail.features, quarter, 1000 * eps * scale, 16 * eps * scale)
     drifting = tail.displacement > DRIFT * jnp.sum(tail.steps, axis=-1)
 
     nonfinite = tail.diverged_at >= 0
     converged = ~nonfinite & (
         tail.settled | (at_rest & progressed) | (~at_rest & shrinking)
+    )
+    # The period search is the costliest rule; called on a whole batch (not
+    # under vmap), a batch whose runs all converged or diverged skips it.
+    period = jax.lax.cond(
+        jnp.any(~nonfinite & ~converged & ~at_rest),
+        lambda: _period(tail.features, quarter, 1000 * eps * scale, 16 * eps * scale),
+        lambda: jnp.zeros(tail.diverged_at.shape, jnp.int32),
     )
     cycling = ~nonfinite & ~converged & ~at_rest & (period >= 2)
     regime = jnp.select(

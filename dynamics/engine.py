@@ -246,7 +246,8 @@ def _program(structure, chunk):
         return _simulate_one(problem, opt, steps, window, rtol, analysis)
 
     def run_chunk(values):
-        return jax.vmap(run_one)({key: values[key] for key in swept + [_RUN]})
+        tail, out = jax.vmap(run_one)({key: values[key] for key in swept + [_RUN]})
+        return _verdicts(tail, out, steps)
 
     return jax.jit(run_chunk)
 
@@ -444,41 +445,33 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
         exponent = jnp.where(
             diverged_at >= 0, jnp.nan, carry.log_growth / (steps - average_from)
         )
-    verdict = classify.classify(
-        classify.Tail(
-            features=features,
-            steps=step_norms,
-            start_norm=jnp.linalg.norm(project(flat0)),
-            displacement=jnp.linalg.norm(final - window_start),
-            escaping=((final_loss > window_loss) & (final_loss > initial_loss))
-            | (
-                jnp.linalg.norm(final)
-                > 2 * jnp.maximum(jnp.linalg.norm(window_start), jnp.linalg.norm(flat0))
-            ),
-            diverged_at=diverged_at,
-            final_grad=grad_norm,
-            max_grad=max_grad,
-            opposite_pairs=carry.opposite_pairs,
-            pairs=carry.pairs,
-            settled=last_outside < steps - max(window // 4, 1),
-            lyapunov=exponent,
-        )
+    tail = classify.Tail(
+        features=features,
+        steps=step_norms,
+        start_norm=jnp.linalg.norm(project(flat0)),
+        displacement=jnp.linalg.norm(final - window_start),
+        escaping=((final_loss > window_loss) & (final_loss > initial_loss))
+        | (
+            jnp.linalg.norm(final)
+            > 2 * jnp.maximum(jnp.linalg.norm(window_start), jnp.linalg.norm(flat0))
+        ),
+        diverged_at=diverged_at,
+        final_grad=grad_norm,
+        max_grad=max_grad,
+        opposite_pairs=carry.opposite_pairs,
+        pairs=carry.pairs,
+        settled=last_outside < steps - max(window // 4, 1),
+        lyapunov=exponent,
     )
-    converged = verdict.regime == classify.Regime.CONVERGED
-    reached = converged & (last_outside < steps)
     out = {
-        "regime": verdict.regime,
-        "period": verdict.period,
-        "overshoot": verdict.overshoot,
         "initial_loss": initial_loss,
         "final_loss": final_loss,
         "max_loss": jnp.fmax(carry.max_loss, final_loss),
-        "steps_to_converge": jnp.where(reached, last_outside + 1, -1),
         "diverged_at": diverged_at,
+        "last_outside": last_outside,
     }
     if lyapunov:
         out["lyapunov"] = exponent
-        out["chaotic"] = classify.chaotic(verdict.regime, verdict.period, exponent)
     if measure_sharpness:
         final_sharpness, _ = top(carry.params, carry.eigenvector)
         out["sharpness"] = final_sharpness
@@ -487,6 +480,25 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
         out["orbit"] = orbit_values[:, 0]
     if analysis["basins"] and final.shape[0] <= MAX_FEATURES:
         out["final"] = final
+    return tail, out
+
+
+def _verdicts(tail, out, steps):
+    """Classifies a whole chunk at once, so that work only some runs need (the
+    search for a period) is skipped when none of them needs it."""
+    verdict = classify.classify(tail)
+    last_outside = out.pop("last_outside")
+    reached = (verdict.regime == classify.Regime.CONVERGED) & (last_outside < steps)
+    out |= {
+        "regime": verdict.regime,
+        "period": verdict.period,
+        "overshoot": verdict.overshoot,
+        "steps_to_converge": jnp.where(reached, last_outside + 1, -1),
+    }
+    if "lyapunov" in out:
+        out["chaotic"] = classify.chaotic(
+            verdict.regime, verdict.period, out["lyapunov"]
+        )
     return out
 
 
