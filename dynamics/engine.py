@@ -187,7 +187,7 @@ def path(exp: Experiment, steps: int | None = None) -> Path:
     with jax.enable_x64(dtype == np.float64):
         problem, opt = _problem(exp.config, {}, dtype)
         loss_fn, params0 = problem.loss, problem.params
-        gradient = _gradient(problem)
+        gradient = problem.gradient()
 
         def step(carry, t):
             params, state = carry
@@ -258,15 +258,6 @@ def _problem(config, values, dtype):
     return objectives.build(config, dtype), optimizers.build(config["optimizer"], dtype)
 
 
-def _gradient(problem):
-    """``(params, t) -> (loss, gradient)``: the full loss, the step's gradient."""
-    if problem.step_loss is None:
-        value_and_grad = jax.value_and_grad(problem.loss)
-        return lambda params, t: value_and_grad(params)
-    grad = jax.grad(problem.step_loss)
-    return lambda params, t: (problem.loss(params), grad(params, t))
-
-
 class _Carry(NamedTuple):
     params: dict
     state: optax.OptState
@@ -294,7 +285,7 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
     eps = jnp.finfo(dtype).eps
     tiny = jnp.finfo(dtype).tiny
     project = _projection(flat0.shape[0], dtype)
-    gradient = _gradient(problem)
+    gradient = problem.gradient()
     value_and_grad = jax.value_and_grad(problem.loss)
 
     def within_tolerance(grad_norm, max_grad, moved):

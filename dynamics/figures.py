@@ -71,37 +71,15 @@ def class_map(
     y = y or next((dim for dim in dims if dim != x), None)
     fixed = {dim: 0 for dim in dims if dim not in (x, y)}
     da = regime.copy(data=np.asarray(index)).isel(fixed)
-    for dim in (x, y):
-        if dim is not None:
-            da = da.sortby(dim)
-    order = [dim for dim in (y, x) if dim is not None]
-    image = np.asarray(da.transpose(*order)) if order else np.asarray(da)
-    image = image.reshape(1 if y is None else image.shape[0], -1)
 
     fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.add_subplot()
-    colours = [colour for _, colour in classes]
-    ax.pcolormesh(
-        _edges(da, x),
-        _edges(da, y),
-        image,
-        cmap=ListedColormap(colours),
-        norm=BoundaryNorm(np.arange(len(colours) + 1) - 0.5, len(colours)),
-        shading="flat",
-        antialiased=False,
-        edgecolors="none",
-        linewidth=0,
-        rasterized=True,
-    )
+    image = draw_cells(ax, da, x, y, [colour for _, colour in classes])
     if x is None:
         ax.set_xticks([])
         ax.set_xlabel("a single run (no sweep)")
-    else:
-        _label_axis(ax, "x", da, x)
     if y is None:
         ax.set_yticks([])
-    else:
-        _label_axis(ax, "y", da, y)
 
     counts = np.bincount(image.ravel(), minlength=len(classes))
     handles = [
@@ -120,6 +98,34 @@ def class_map(
     )
     title(ax, ds, ds.attrs.get("name", "map"), fixed)
     return fig
+
+
+def draw_cells(ax, da, x, y, colours) -> np.ndarray:
+    """Draws class indices over sweep axes ``x`` and ``y``, one flat colour a
+    cell (values rising rightwards and upwards), labels the axes, and returns
+    the image drawn, rows along ``y``."""
+    for dim in (x, y):
+        if dim is not None:
+            da = da.sortby(dim)
+    order = [dim for dim in (y, x) if dim is not None]
+    image = np.asarray(da.transpose(*order)) if order else np.asarray(da)
+    image = image.reshape(1 if y is None else image.shape[0], -1)
+    ax.pcolormesh(
+        _edges(da, x),
+        _edges(da, y),
+        image,
+        cmap=ListedColormap(colours),
+        norm=BoundaryNorm(np.arange(len(colours) + 1) - 0.5, len(colours)),
+        shading="flat",
+        antialiased=False,
+        edgecolors="none",
+        linewidth=0,
+        rasterized=True,
+    )
+    for which, dim in (("x", x), ("y", y)):
+        if dim is not None:
+            _label_axis(ax, which, da, dim)
+    return image
 
 
 def title(ax, ds, text, fixed=()):

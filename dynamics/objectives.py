@@ -46,6 +46,15 @@ class Problem(NamedTuple):
     def groups(self) -> tuple[str, ...]:
         return tuple(self.params)
 
+    def gradient(self) -> Callable[[dict, jax.Array], tuple]:
+        """``(params, t) -> (loss, gradient)``: the full loss, and the gradient
+        that drives step ``t``."""
+        if self.step_loss is None:
+            value_and_grad = jax.value_and_grad(self.loss)
+            return lambda params, t: value_and_grad(params)
+        grad = jax.grad(self.step_loss)
+        return lambda params, t: (self.loss(params), grad(params, t))
+
 
 class Setting(NamedTuple):
     """One setting of an objective family, or one of its start values.

@@ -401,17 +401,7 @@ def edge_of_stability(
     with jax.enable_x64(dtype == np.float64):
         problem = objectives.build(exp.config, dtype)
         opt = optimizers.build(optimizer, dtype)
-        if problem.step_loss is None:
-            value_and_grad = jax.value_and_grad(problem.loss)
-
-            def gradient(params, t):
-                return value_and_grad(params)
-
-        else:
-            step_grad = jax.grad(problem.step_loss)
-
-            def gradient(params, t):
-                return problem.loss(params), step_grad(params, t)
+        gradient = problem.gradient()
 
         def sharpness(params, state, vector):
             if preconditioned:

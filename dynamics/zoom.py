@@ -35,7 +35,6 @@ from numbers import Real
 
 import numpy as np
 import xarray as xr
-from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -389,41 +388,23 @@ def plot_refinement(ds: xr.Dataset) -> Figure:
         data=figures._class_index(np.asarray(regime), np.asarray(ds["overshoot"]))
     ).isel(fixed)
     computed = ds["computed"].isel(fixed)
-    shown = [dim for dim in (y, x) if dim is not None]
     panels = [
         (
-            classes.transpose(*shown),
-            ListedColormap([colour for _, colour in figures.CLASSES]),
-            len(figures.CLASSES),
+            classes,
+            [colour for _, colour in figures.CLASSES],
             "regime",
         ),
         (
-            computed.astype(np.int8).transpose(*shown),
-            ListedColormap(["#FFFFFF", "#333333"]),
-            2,
+            computed.astype(np.int8),
+            ["#FFFFFF", "#333333"],
             f"simulated: {int(computed.sum()):,} of {computed.size:,} cells "
             f"({float(computed.mean()):.1%})",
         ),
     ]
     fig = Figure(figsize=(11.0, 4.6), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
-    for ax, (data, cmap, count, title) in zip(axes, panels, strict=True):
-        image = np.asarray(data).reshape(1 if y is None else len(ds[y]), -1)
-        ax.pcolormesh(
-            figures._edges(data, x),
-            figures._edges(data, y),
-            image,
-            cmap=cmap,
-            norm=BoundaryNorm(np.arange(count + 1) - 0.5, count),
-            shading="flat",
-            antialiased=False,
-            edgecolors="none",
-            linewidth=0,
-            rasterized=True,
-        )
-        figures._label_axis(ax, "x", data, x)
-        if y is not None:
-            figures._label_axis(ax, "y", data, y)
+    for ax, (data, colours, title) in zip(axes, panels, strict=True):
+        figures.draw_cells(ax, data, x, y, colours)
         ax.set_title(title, loc="left", fontsize=10)
     present = np.unique(np.asarray(panels[0][0]))
     fig.legend(
