@@ -25,17 +25,6 @@ from dynamics.config import Experiment, load_config
 from dynamics.errors import ConfigError
 from dynamics.schema import FIGURE_FORMATS as FORMATS
 
-FIGURES = (
-    "stability_map",
-    "period_map",
-    "bifurcation",
-    "basin_map",
-    "theory_overlay",
-    "edge_of_stability",
-    "cost_tangent",
-    "descent_path",
-)
-
 
 def run(
     config: Any = None,
