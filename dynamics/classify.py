@@ -77,8 +77,9 @@ class Tail(NamedTuple):
     """What the engine keeps of each run for classification (batched).
 
     Attributes:
-      features: ``(..., W, k)`` the last W iterates, or their projections.
-      steps: ``(..., W)`` the norms of the steps that produced them.
+      features: ``(W, ..., k)`` the last W iterates, or their projections
+        (time first: every rule then works elementwise across runs).
+      steps: ``(W, ...)`` the norms of the steps that produced them.
       start_norm: ``(...)`` the norm of the starting parameters, projected
         like ``features``.
       displacement: ``(...)`` the norm of the net move over the window.
@@ -128,11 +129,11 @@ def classify(tail: Tail) -> Verdict:
       successive steps point in opposite directions: the zig-zag).
     """
     eps = jnp.finfo(tail.features.dtype).eps
-    window = tail.steps.shape[-1]
+    window = tail.steps.shape[0]
     quarter = max(window // 4, 1)
 
     scale = jnp.maximum(
-        tail.start_norm, jnp.max(jnp.linalg.norm(tail.features, axis=-1), axis=-1)
+        tail.start_norm, _rows(jnp.maximum, jnp.linalg.norm(tail.features, axis=-1))
     )
     scale = jnp.where(jnp.isfinite(scale), scale, 0.0) + jnp.finfo(scale.dtype).tiny
 
@@ -157,32 +158,33 @@ def classify(tail: Tail) -> Verdict:
     at_rest = quarters[-1] <= 8 * eps * scale
     progressed = tail.final_grad <= 0.5 * tail.max_grad
 
-    drifting = tail.displacement > DRIFT * jnp.sum(tail.steps, axis=-1)
+    drifting = tail.displacement > DRIFT * _rows(jnp.add, tail.steps)
 
     nonfinite = tail.diverged_at >= 0
     converged = ~nonfinite & (
         tail.settled | (at_rest & progressed) | (~at_rest & shrinking)
     )
-    # The period search is the costliest rule; called on a whole batch (not
-    # under vmap), a batch whose runs all converged or diverged skips it.
-    period = jax.lax.cond(
-        jnp.any(~nonfinite & ~converged & ~at_rest),
-        lambda: _period(tail.features, quarter, 1000 * eps * scale, 16 * eps * scale),
-        lambda: jnp.zeros(tail.diverged_at.shape, jnp.int32),
+    # The period search is the costliest rule. Called on a whole batch (not
+    # under vmap), it skips the lags no run of the batch can have.
+    searched = ~nonfinite & ~converged & ~at_rest
+    period = _period(
+        tail.features, quarter, 1000 * eps * scale, 16 * eps * scale, searched
     )
-    cycling = ~nonfinite & ~converged & ~at_rest & (period >= 2)
-    regime = jnp.select(
-        [nonfinite, converged, at_rest, cycling, growing, drifting],
+    cycling = searched & (period >= 2)
+    # The first rule that holds wins (nested selects: XLA turns jnp.select
+    # into a reduction that is slow on the CPU).
+    regime = jnp.full(nonfinite.shape, Regime.OSCILLATING, jnp.int8)
+    for holds, code in reversed(
         [
-            Regime.DIVERGED,
-            Regime.CONVERGED,
-            Regime.STALLED,
-            Regime.OSCILLATING,
-            Regime.DIVERGED,
-            Regime.STALLED,
-        ],
-        default=Regime.OSCILLATING,
-    ).astype(jnp.int8)
+            (nonfinite, Regime.DIVERGED),
+            (converged, Regime.CONVERGED),
+            (at_rest, Regime.STALLED),
+            (cycling, Regime.OSCILLATING),
+            (growing, Regime.DIVERGED),
+            (drifting, Regime.STALLED),
+        ]
+    ):
+        regime = jnp.where(holds, jnp.int8(code), regime)
 
     period = jnp.where(converged, 1, jnp.where(cycling, period, 0)).astype(jnp.int32)
     overshoot = converged & (2 * tail.opposite_pairs > tail.pairs)
@@ -201,48 +203,107 @@ def chaotic(regime, period, lyapunov):
     return (regime == Regime.OSCILLATING) & (period == 0) & (lyapunov > CHAOS)
 
 
-def _period(features, quarter, tolerance, floor):
+def _period(features, quarter, tolerance, floor, needed):
     """The smallest p ≥ 2 with w_t ≈ w_{t-p} over the last quarter, else 0.
 
     A gap that is above the floating-point floor and still growing from one
-    quarter to the next is a slow divergence, not a cycle.
+    quarter to the next is a slow divergence, not a cycle. Only ``needed``
+    runs are searched, and of those only the ones whose last iterate is
+    within tolerance of an earlier one at some lag (a necessary condition,
+    cheap to screen for every lag at once). Those few are gathered into the
+    smallest of a few fixed sizes that holds them and searched there, so a
+    batch with few cycles costs little more than the screen.
     """
-    window = features.shape[-2]
+    window, runs = features.shape[:2]
     longest = min(MAX_PERIOD, window - 2 * quarter)
+    none = jnp.zeros((runs,), dtype=jnp.int32)
+    if longest < 2:
+        return none
+    # The smallest gap (squared) between the last iterate and an earlier one.
+    closest = jnp.full((runs,), jnp.inf, features.dtype)
+    for p in range(2, longest + 1):
+        gap = jnp.sum(jnp.square(features[-1] - features[-1 - p]), axis=-1)
+        closest = jnp.fmin(closest, gap)
+    screened = needed & (closest <= jnp.square(tolerance))
+    count = jnp.sum(screened.astype(jnp.int32))
+
+    def search(size):
+        if size == runs:
+            return lambda: jnp.where(
+                screened, _search(features, quarter, longest, tolerance, floor), 0
+            )
+
+        def gathered():
+            # Missing entries point past the end and are dropped on the way back.
+            where = jnp.nonzero(screened, size=size, fill_value=runs)[0]
+            found = _search(
+                features.at[:, where].get(mode="fill", fill_value=0),
+                quarter,
+                longest,
+                tolerance.at[where].get(mode="fill", fill_value=0),
+                floor.at[where].get(mode="fill", fill_value=0),
+            )
+            return none.at[where].set(found, mode="drop")
+
+        return gathered
+
+    sizes = sorted({max(runs // 64, 1), max(runs // 8, 1), runs})
+    branch = jnp.searchsorted(jnp.asarray(sizes), count)
+    return jax.lax.cond(
+        count > 0,
+        lambda: jax.lax.switch(branch, [search(size) for size in sizes]),
+        lambda: none,
+    )
+
+
+def _search(features, quarter, longest, tolerance, floor):
+    """The period search proper, over lags 2 … ``longest`` of every run given."""
+    window = features.shape[0]
 
     def gap(end, p):
-        now = features[..., end - quarter : end, :]
-        before = jax.lax.dynamic_slice_in_dim(
-            features, end - quarter - p, quarter, axis=features.ndim - 2
-        )
-        return jnp.max(jnp.linalg.norm(now - before, axis=-1), axis=-1)
+        now = features[end - quarter : end]
+        before = jax.lax.dynamic_slice_in_dim(features, end - quarter - p, quarter)
+        return _rows(jnp.maximum, jnp.linalg.norm(now - before, axis=-1))
 
-    def check(i, found):
-        p = longest - i  # from the longest down, so the smallest match wins
+    def check(p, found):
         last, previous = gap(window, p), gap(window - quarter, p)
         steady = (last <= (1 + GROWTH) * previous) | (last <= floor)
-        return jnp.where((last <= tolerance) & steady, p, found)
+        match = (last <= tolerance) & steady
+        # Upwards from p = 2, so the first match is the smallest.
+        return jnp.where((found == 0) & match, p, found)
 
-    found = jnp.zeros(features.shape[:-2], dtype=jnp.int32)
-    if longest < 2:
-        return found
-    return jax.lax.fori_loop(0, longest - 1, check, found)
+    found = jnp.zeros(features.shape[1:2], dtype=jnp.int32)
+    return jax.lax.fori_loop(2, longest + 1, check, found)
 
 
 def _block_maxima(steps, blocks):
     """The largest step in each of ``blocks`` equal blocks ending the window."""
-    window = steps.shape[-1]
+    window = steps.shape[0]
     size = max(window // blocks, 1)
     return [
-        jnp.max(
+        _rows(
+            jnp.maximum,
             steps[
-                ...,
-                max(window - (blocks - i) * size, 0) : window - (blocks - 1 - i) * size,
+                max(window - (blocks - i) * size, 0) : window - (blocks - 1 - i) * size
             ],
-            axis=-1,
         )
         for i in range(blocks)
     ]
+
+
+def _rows(combine, rows):
+    """Folds the rows of ``rows`` (the time axis) with an elementwise ``combine``.
+
+    Halving pairwise: XLA's CPU reductions over a leading axis are several
+    times slower than these elementwise passes, which it fuses.
+    """
+    while rows.shape[0] > 1:
+        half = rows.shape[0] // 2
+        folded = combine(rows[:half], rows[half : 2 * half])
+        if rows.shape[0] % 2:
+            folded = folded.at[0].set(combine(folded[0], rows[-1]))
+        rows = folded
+    return rows[0]
 
 
 def _monotone(maxima, sign):
