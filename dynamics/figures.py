@@ -28,6 +28,8 @@ CLASSES = (
     ("stalled", "#CC79A7"),
     ("not run", "#E8E8E8"),
 )
+#: Most cells drawn along an axis of a map (see :func:`draw_cells`).
+MAX_DRAWN = 2048
 
 
 def plot_stability_map(ds, x: str | None = None, y: str | None = None) -> Figure:
@@ -110,10 +112,17 @@ def draw_cells(ax, da, x, y, colours) -> np.ndarray:
     order = [dim for dim in (y, x) if dim is not None]
     image = np.asarray(da.transpose(*order)) if order else np.asarray(da)
     image = image.reshape(1 if y is None else image.shape[0], -1)
+    # A figure has a few thousand pixels a side: past MAX_DRAWN cells an axis
+    # is drawn every k-th cell (over its true edges), as a raster would show it,
+    # and matplotlib does not hold a mesh of millions of quads.
+    (rows, row_edges), (cols, col_edges) = (
+        _stride(image.shape[0], _edges(da, y)),
+        _stride(image.shape[1], _edges(da, x)),
+    )
     ax.pcolormesh(
-        _edges(da, x),
-        _edges(da, y),
-        image,
+        col_edges,
+        row_edges,
+        image[rows, cols],
         cmap=ListedColormap(colours),
         norm=BoundaryNorm(np.arange(len(colours) + 1) - 0.5, len(colours)),
         shading="flat",
@@ -326,6 +335,15 @@ def _class_index(regime, overshoot):
 def _is_log(da, dim):
     values = np.asarray(da[dim], dtype=float)
     return da[dim].attrs.get("scale") == "log" and bool(np.all(values > 0))
+
+
+def _stride(count, edges):
+    """Every k-th of ``count`` cells, and their edges, so at most MAX_DRAWN."""
+    step = -(-count // MAX_DRAWN)
+    kept = edges[::step]
+    if count % step:
+        kept = np.append(kept, edges[-1])
+    return slice(None, None, step), kept
 
 
 def _edges(da, dim):

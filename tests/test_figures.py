@@ -136,3 +136,21 @@ def test_cost_tangent_and_descent_path_show_the_configured_run(seed):
         lab.startswith("end w = 2") for lab in labels
     )
     assert len(fig.axes) == 2
+
+
+def test_a_map_larger_than_the_figure_is_drawn_every_kth_cell(corner, monkeypatch):
+    # With room for 2 cells a side, the 3 x 3 map shows cells 0 and 2 of each
+    # axis over their true extents: the diverged corner still fills the top
+    # right, and the legend still counts all nine runs.
+    from dynamics import figures
+
+    monkeypatch.setattr(figures, "MAX_DRAWN", 2)
+    fig = dynamics.plot_stability_map(corner)
+    mesh = fig.axes[0].collections[0]
+    assert mesh.get_array().shape == (2, 2)
+    assert mesh.get_array()[1, 1] == 3  # diverged, drawn from cell (2, 2)
+    coordinates = mesh.get_coordinates()
+    assert coordinates[0, -1, 0] == pytest.approx(0.35)  # the last edge of 0.3
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert "diverged (1)" in labels
+    assert sum(int(label.split("(")[1].rstrip(")")) for label in labels) == 9
