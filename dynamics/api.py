@@ -64,8 +64,30 @@ def run(
         )
     if out is None:
         return _simulate(exp, progress)
+    return save_run(
+        exp,
+        lambda: _simulate(exp, progress),
+        out,
+        force=force,
+        figure_format=figure_format,
+    )
+
+
+def save_run(
+    exp: Experiment,
+    results_of,
+    out: str,
+    *,
+    force: bool = False,
+    figure_format: str | None = None,
+) -> xr.Dataset:
+    """Writes a run directory: the results, the config and the figures.
+
+    ``results_of`` is the Dataset, or a function that computes it once the
+    output folder is reserved. Returns the Dataset as reopened from disk.
+    """
     with store.run_directory(out, force=force) as folder:
-        ds = _simulate(exp, progress)
+        ds = results_of() if callable(results_of) else results_of
         store.save(ds, folder)
         with open(os.path.join(folder, "config.yaml"), "w", encoding="utf-8") as f:
             f.write(exp.to_yaml())

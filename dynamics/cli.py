@@ -82,6 +82,34 @@ def _parser():
     run.add_argument(
         "-q", "--quiet", action="store_true", help="print nothing but errors"
     )
+    spread = run.add_argument_group(
+        "several processes or hosts (see dynamics.distributed)",
+        "Start the same command once per process, each with its own "
+        "--process-id, and -o on a file system they share.",
+    )
+    spread.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="address of process 0 (default: $JAX_COORDINATOR_ADDRESS)",
+    )
+    spread.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="how many processes in all (default: $JAX_NUM_PROCESSES)",
+    )
+    spread.add_argument(
+        "--process-id",
+        type=int,
+        metavar="I",
+        help="this process's index, 0 … N-1 (default: $JAX_PROCESS_ID)",
+    )
+    spread.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join the processes of a cluster JAX detects (Slurm, Open MPI, "
+        "Kubernetes), with whatever the flags above leave out",
+    )
     run.set_defaults(handler=_run)
     _zoom_parser(commands)
     _animate_parser(commands)
@@ -99,17 +127,38 @@ def _run(args) -> int:
             f"give one config file, not {len(paths)}: "
             f"{' '.join(paths)}; overrides are written key=value"
         )
+    from dynamics import distributed
+
+    options = distributed.settings(args.coordinator, args.processes, args.process_id)
+    if args.distributed and options is None:
+        options = {}
+    spread = options is not None and options.get("num_processes") != 1
+    if spread and args.out is None:
+        raise ConfigError(
+            "a run over several processes needs -o: the same folder, on a file "
+            "system every process sees"
+        )
     from dynamics import api, config, results
 
     exp = config.load_config(paths[0] if paths else None, overrides)
+    # After the config is checked (a typo should not wait for the other
+    # processes), before anything touches JAX's devices.
+    index, count = distributed.initialize(options)
     out = _default_out(exp.name) if args.out is None else args.out
-    meter = None if args.quiet else _Meter(time.perf_counter())
+    meter = None if args.quiet or index else _Meter(time.perf_counter())
     with _plain_warnings():
-        ds = api.run(
-            exp, out, force=args.force, progress=meter, figure_format=args.format
-        )
+        if count > 1:
+            ds = distributed.run(
+                exp, out, force=args.force, progress=meter, figure_format=args.format
+            )
+        else:
+            ds = api.run(
+                exp, out, force=args.force, progress=meter, figure_format=args.format
+            )
     if meter:
         meter.close()
+    if index:
+        return 0
     if not args.quiet:
         print(
             _report(exp, ds, results.summarize(ds), out, time.perf_counter() - started)

@@ -158,3 +158,66 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class ChunkStore:
+    """The per-run results of a sweep, chunk by chunk, on a shared file system.
+
+    A Zarr group with one flat array per result (the run axis first, cut into
+    the engine's chunks, so that no two chunks share a file) and a ``done``
+    array with one mark per chunk: the index of the process that wrote it, or
+    -1. Several processes, on one host or many, write their chunks into one
+    store at once; a chunk counts only once its mark is set, after its data.
+    """
+
+    def __init__(self, path: str):
+        import zarr
+
+        self.path = path
+        self.group = zarr.open_group(path, mode="r+")
+        self.chunk = int(self.group.attrs["chunk"])
+
+    @classmethod
+    def create(cls, path: str, runs: int, chunk: int, arrays: dict) -> "ChunkStore":
+        """A new, empty store (replacing any at ``path``).
+
+        ``arrays`` maps each result's name to an object with the ``shape`` (after
+        the run axis) and ``dtype`` of one run's value.
+        """
+        import zarr
+
+        shutil.rmtree(path, ignore_errors=True)
+        group = zarr.open_group(path, mode="w", zarr_format=3)
+        group.attrs.update({"chunk": chunk, "runs": runs})
+        for name, spec in arrays.items():
+            group.create_array(
+                name,
+                shape=(runs, *spec.shape),
+                chunks=(chunk, *spec.shape),
+                dtype=spec.dtype,
+            )
+        count = -(-runs // chunk)
+        group.create_array(
+            "done", shape=(count,), chunks=(1,), dtype="i4", fill_value=-1
+        )
+        return cls(path)
+
+    def write(self, number: int, piece: dict, process: int = 0) -> None:
+        """Stores chunk ``number``'s results, then marks it done by ``process``."""
+        begin = number * self.chunk
+        for name, value in piece.items():
+            self.group[name][begin : begin + len(value)] = value
+        self.group["done"][number] = process
+
+    def marks(self) -> np.ndarray:
+        """Per chunk, the process that wrote it, or -1 where none has yet."""
+        return self.group["done"][:]
+
+    def read(self) -> dict[str, np.ndarray]:
+        """Every result, whole; an error if a chunk is missing."""
+        missing = np.flatnonzero(self.marks() < 0)
+        if missing.size:
+            raise RuntimeError(
+                f"{self.path}: chunks {missing.tolist()} were never written"
+            )
+        return {name: array[:] for name, array in self.group.arrays() if name != "done"}

@@ -1,0 +1,152 @@
+"""One sweep over several processes or hosts, through ``jax.distributed``.
+
+Every process runs the same command. JAX's coordination service joins them
+(:func:`initialize`); each process then runs its share of the sweep's chunks
+(chunk ``i`` goes to process ``i mod count``) on its own devices and writes
+them into one :class:`~dynamics.store.ChunkStore` beside the output folder,
+on a file system every host sees. Once every chunk is in, process 0 reads the
+store and writes the run directory exactly as a single process would, and
+removes the store. The chunks are the engine's own, so the merged results
+equal a single-process run's, value for value.
+
+Launch (two hosts; the same on each, with its own ``--process-id``)::
+
+    dynamics run sweep.yaml -o /shared/runs/big \\
+        --coordinator host0:1234 --processes 2 --process-id 0
+
+The coordinator, count and index may instead come from the environment
+(``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``), or,
+with ``--distributed`` alone, from a cluster JAX detects itself (Slurm,
+Open MPI, Kubernetes).
+"""
+
+import os
+import time
+
+import jax
+import numpy as np
+
+from dynamics import engine, results, store, theory
+from dynamics.errors import ConfigError
+
+#: How long a process waits for the others at each meeting point.
+TIMEOUT_SECONDS = 24 * 3600
+
+
+def settings(coordinator=None, processes=None, process_id=None):
+    """The coordinator, process count and index: flags first, then environment.
+
+    Returns ``None`` when nothing asks for more than one process.
+    """
+    environ = os.environ
+    coordinator = coordinator or environ.get("JAX_COORDINATOR_ADDRESS")
+    processes = processes if processes is not None else _integer("JAX_NUM_PROCESSES")
+    process_id = process_id if process_id is not None else _integer("JAX_PROCESS_ID")
+    if coordinator is None and processes is None and process_id is None:
+        return None
+    if processes is not None and processes < 1:
+        raise ConfigError(f"--processes must be at least 1, not {processes}")
+    if (
+        process_id is not None
+        and processes is not None
+        and not 0 <= process_id < processes
+    ):
+        raise ConfigError(
+            f"--process-id {process_id} is not one of 0 … {processes - 1} "
+            f"(--processes {processes})"
+        )
+    return {
+        "coordinator_address": coordinator,
+        "num_processes": processes,
+        "process_id": process_id,
+    }
+
+
+def initialize(options: dict | None) -> tuple[int, int]:
+    """Joins the processes (unless ``options`` asks for one); ``(index, count)``.
+
+    ``options`` from :func:`settings`; an empty dict lets JAX detect the
+    cluster. Must run before anything else touches JAX's devices.
+    """
+    if options is None or options.get("num_processes") == 1:
+        return 0, 1
+    try:
+        jax.distributed.initialize(
+            **options, initialization_timeout=int(min(TIMEOUT_SECONDS, 600))
+        )
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(
+            f"could not join the other processes ({err}); check --coordinator, "
+            "--processes and --process-id (or JAX_COORDINATOR_ADDRESS, "
+            "JAX_NUM_PROCESSES, JAX_PROCESS_ID)"
+        ) from None
+    return jax.process_index(), jax.process_count()
+
+
+def run(exp, out, *, force=False, progress=None, figure_format=None):
+    """Runs ``exp`` as this process's share of a multi-process sweep.
+
+    Returns the Dataset on process 0 and ``None`` on the others.
+    """
+    from jax.experimental import multihost_utils
+
+    from dynamics import api
+
+    index, count = jax.process_index(), jax.process_count()
+    path = os.path.abspath(out)
+    parts = os.path.join(
+        os.path.dirname(path), f".{os.path.basename(path)}.chunks.zarr"
+    )
+    problem = ""
+    if index == 0:
+        try:
+            store.check_writable(out, force)
+            chunk, _ = engine.chunks(exp)
+            store.ChunkStore.create(parts, exp.n_runs, chunk, engine.outputs(exp))
+        except ConfigError as err:
+            problem = str(err)
+    # Process 0 says whether to go on; every process stops on its error.
+    ok = multihost_utils.broadcast_one_to_all(np.array(problem == "", dtype=np.int32))
+    if not ok:
+        raise ConfigError(
+            problem or "process 0 could not prepare the run; see its error"
+        )
+    chunks = store.ChunkStore(parts)
+
+    started = time.perf_counter()
+    engine.simulate(
+        exp,
+        progress=progress,
+        share=(index, count),
+        sink=lambda number, piece: chunks.write(number, piece, index),
+    )
+    multihost_utils.sync_global_devices("dynamics: every chunk written")
+    ds = None
+    if index == 0:
+        summary = chunks.read()
+        elapsed = round(time.perf_counter() - started, 3)
+        shares = np.bincount(chunks.marks(), minlength=count).tolist()
+        ds = results.to_dataset(
+            exp,
+            summary,
+            {"wall_seconds": elapsed, "processes": count, "chunks_per_process": shares},
+        )
+        ds = theory.attach(ds, exp)
+        ds = api.save_run(exp, ds, out, force=force, figure_format=figure_format)
+        import shutil
+
+        shutil.rmtree(parts, ignore_errors=True)
+    multihost_utils.sync_global_devices("dynamics: run saved")
+    return ds
+
+
+def _integer(name):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {name}={value!r} is not an integer"
+        ) from None

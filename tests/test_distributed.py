@@ -1,0 +1,115 @@
+"""One sweep over two processes on 127.0.0.1, through jax.distributed.
+
+Two real `dynamics run` processes join over JAX's coordination service, each
+runs its share of the chunks into one store, and the merged run directory
+must hold exactly what a single process writes.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from dynamics import api, store
+
+SWEEP = [
+    "sweep.optimizer.learning_rate.num=20",
+    "sweep.start.w.num=20",
+    "chunk_size=64",  # 400 runs: 7 chunks, 4 for process 0 and 3 for process 1
+]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(out, process, port, *extra):
+    env = dict(os.environ, DYNAMICS_COMPILATION_CACHE="off")
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "dynamics", "run", "-q", "-o", out, *SWEEP,
+            "--coordinator", f"127.0.0.1:{port}", "--processes", "2",
+            "--process-id", str(process), *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def test_two_processes_equal_one(tmp_path):
+    out = str(tmp_path / "two")
+    port = _free_port()
+    processes = [_launch(out, i, port) for i in (0, 1)]
+    for process in processes:
+        try:
+            _, err = process.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            for p in processes:
+                p.kill()
+            pytest.fail("the two processes did not finish")
+        assert process.returncode == 0, err[-2000:]
+
+    single = api.run(None, str(tmp_path / "one"), overrides=SWEEP)
+    merged = store.load(out)
+    assert sorted(merged.data_vars) == sorted(single.data_vars)
+    for name in single.data_vars:
+        a, b = single[name].values, merged[name].values
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
+    for name in single.coords:
+        np.testing.assert_array_equal(single[name].values, merged[name].values)
+    assert merged.attrs["processes"] == 2
+    assert list(merged.attrs["chunks_per_process"]) == [4, 3]
+    # The store the processes shared is gone; the folder is a plain run.
+    assert sorted(os.listdir(tmp_path)) == ["one", "two"]
+    assert sorted(os.listdir(out)) == sorted(os.listdir(tmp_path / "one"))
+    assert isinstance(xr.open_zarr(os.path.join(out, "results.zarr")), xr.Dataset)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--processes", "2", "--process-id", "2"], "--process-id 2 is not one of 0"),
+        (["--processes", "0"], "--processes must be at least 1"),
+    ],
+)
+def test_bad_process_flags(tmp_path, flags, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "dynamics", "run", "-o", str(tmp_path / "x"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_several_processes_need_an_output(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dynamics",
+            "run",
+            "--processes",
+            "2",
+            "--process-id",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "needs -o" in done.stderr
+    assert os.listdir(tmp_path) == []
