@@ -79,7 +79,12 @@ class Tail(NamedTuple):
     Attributes:
       features: ``(W, ..., k)`` the last W iterates, or their projections
         (time first: every rule then works elementwise across runs).
-      steps: ``(W, ...)`` the norms of the steps that produced them.
+      quarters: ``(4, ...)`` the largest step norm in each quarter of the
+        window, the last quarter last (quarters of ``W // 4`` steps ending the
+        window).
+      eighths: ``(8, ...)`` the same over eighths.
+      path_length: ``(...)`` the sum of the step norms over the window.
+      reach: ``(...)`` the largest norm of ``features`` over the window.
       start_norm: ``(...)`` the norm of the starting parameters, projected
         like ``features``.
       displacement: ``(...)`` the norm of the net move over the window.
@@ -101,7 +106,10 @@ class Tail(NamedTuple):
     """
 
     features: jnp.ndarray
-    steps: jnp.ndarray
+    quarters: jnp.ndarray
+    eighths: jnp.ndarray
+    path_length: jnp.ndarray
+    reach: jnp.ndarray
     start_norm: jnp.ndarray
     displacement: jnp.ndarray
     escaping: jnp.ndarray
@@ -129,16 +137,13 @@ def classify(tail: Tail) -> Verdict:
       successive steps point in opposite directions: the zig-zag).
     """
     eps = jnp.finfo(tail.features.dtype).eps
-    window = tail.steps.shape[0]
+    window = tail.features.shape[0]
     quarter = max(window // 4, 1)
 
-    scale = jnp.maximum(
-        tail.start_norm, _rows(jnp.maximum, jnp.linalg.norm(tail.features, axis=-1))
-    )
+    scale = jnp.maximum(tail.start_norm, tail.reach)
     scale = jnp.where(jnp.isfinite(scale), scale, 0.0) + jnp.finfo(scale.dtype).tiny
 
-    quarters = _block_maxima(tail.steps, 4)
-    eighths = _block_maxima(tail.steps, 8)
+    quarters, eighths = list(tail.quarters), list(tail.eighths)
     # Shrinking towards zero, not towards a floor: the last quarter must still
     # shrink at least half as fast (in log) as the first did. Steps that level
     # off belong to a run settling onto a cycle in some coordinates.
@@ -158,7 +163,7 @@ def classify(tail: Tail) -> Verdict:
     at_rest = quarters[-1] <= 8 * eps * scale
     progressed = tail.final_grad <= 0.5 * tail.max_grad
 
-    drifting = tail.displacement > DRIFT * _rows(jnp.add, tail.steps)
+    drifting = tail.displacement > DRIFT * tail.path_length
 
     nonfinite = tail.diverged_at >= 0
     converged = ~nonfinite & (
@@ -274,21 +279,6 @@ def _search(features, quarter, longest, tolerance, floor):
 
     found = jnp.zeros(features.shape[1:2], dtype=jnp.int32)
     return jax.lax.fori_loop(2, longest + 1, check, found)
-
-
-def _block_maxima(steps, blocks):
-    """The largest step in each of ``blocks`` equal blocks ending the window."""
-    window = steps.shape[0]
-    size = max(window // blocks, 1)
-    return [
-        _rows(
-            jnp.maximum,
-            steps[
-                max(window - (blocks - i) * size, 0) : window - (blocks - 1 - i) * size
-            ],
-        )
-        for i in range(blocks)
-    ]
 
 
 def _rows(combine, rows):

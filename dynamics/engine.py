@@ -146,7 +146,7 @@ def simulate(
         for number, begin in mine:
             runs = np.arange(begin, min(begin + chunk, total))
             values = (
-                _grid_values(exp, runs)
+                grid_values(exp, runs)
                 if columns is None
                 else {key: column[runs] for key, column in columns.items()}
             )
@@ -173,8 +173,9 @@ def simulate(
     return None if sink is not None else results
 
 
-def _grid_values(exp, runs):
-    """The swept values of the runs numbered ``runs`` (C order over the grid)."""
+def grid_values(exp: Experiment, runs: np.ndarray) -> dict[str, np.ndarray]:
+    """The swept values of the runs numbered ``runs`` (C order over the grid),
+    without building the whole grid."""
     if not exp.sweep:
         return {}
     where = np.unravel_index(runs, tuple(len(axis.values) for axis in exp.sweep))
@@ -336,8 +337,7 @@ def _problem(config, values, dtype):
 class _Carry(NamedTuple):
     params: dict
     state: optax.OptState
-    last_update: dict
-    last_norm: jnp.ndarray
+    last_direction: dict
     last_moved: jnp.ndarray
     diverged_at: jnp.ndarray
     max_grad: jnp.ndarray
@@ -398,7 +398,7 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
             carry = carry._replace(
                 eigenvector=vector,
                 sharpness=value,
-                max_sharpness=jnp.fmax(carry.max_sharpness, value),
+                max_sharpness=_larger(carry.max_sharpness, value),
             )
         if lyapunov:
             # Forward mode pushes one perturbation of the whole optimizer state
@@ -426,7 +426,7 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
         diverged_at = jnp.where((carry.diverged_at < 0) & ~finite, t, carry.diverged_at)
 
         grad_norm = optax.tree.norm(grad)
-        max_grad = jnp.fmax(carry.max_grad, grad_norm)
+        max_grad = _larger(carry.max_grad, grad_norm)
         step_norm = optax.tree.norm(updates)
         moved = step_norm > 8 * eps * param_norm
         outside = ~within_tolerance(grad_norm, max_grad, moved)
@@ -434,22 +434,18 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
         counted = moved & carry.last_moved
         # Unit vectors first: the product of two tiny steps would underflow.
         direction = jax.tree.map(lambda u: u / jnp.maximum(step_norm, tiny), updates)
-        previous = jax.tree.map(
-            lambda u: u / jnp.maximum(carry.last_norm, tiny), carry.last_update
-        )
-        opposite = counted & (optax.tree.vdot(direction, previous) < 0)
+        opposite = counted & (optax.tree.vdot(direction, carry.last_direction) < 0)
         new = _Carry(
             params=params,
             state=state,
-            last_update=updates,
-            last_norm=step_norm,
+            last_direction=direction,
             last_moved=moved,
             diverged_at=diverged_at,
             max_grad=max_grad,
             last_outside=jnp.where(outside, t, carry.last_outside),
             opposite_pairs=carry.opposite_pairs + opposite,
             pairs=carry.pairs + counted,
-            max_loss=jnp.fmax(carry.max_loss, loss),
+            max_loss=_larger(carry.max_loss, loss),
             tangent=tangent,
             log_growth=log_growth,
             eigenvector=carry.eigenvector,
@@ -470,8 +466,7 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
     carry = _Carry(
         params=params0,
         state=state0,
-        last_update=jax.tree.map(jnp.zeros_like, params0),
-        last_norm=jnp.zeros((), dtype),
+        last_direction=jax.tree.map(jnp.zeros_like, params0),
         last_moved=jnp.zeros((), bool),
         diverged_at=zero - 1,
         max_grad=jnp.zeros((), dtype),
@@ -500,8 +495,31 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
     window_start, _ = ravel_pytree(carry.params)
     window_loss = problem.loss(carry.params)
     initial_loss = problem.loss(params0)
-    carry, (features, step_norms, orbit_values) = jax.lax.scan(
-        step, carry, jnp.arange(head, steps, dtype=jnp.int32), unroll=unroll
+
+    def watched(state, t):
+        """A step of the window: also the largest step in each quarter and
+        eighth of it, their sum, and the largest iterate."""
+        carry, blocks, path, reach = state
+        carry, (feature, step_norm, orbit) = step(carry, t)
+        position = t - head
+        blocks = [
+            jnp.where(
+                jnp.arange(count) == (position - (window - count * size)) // size,
+                jnp.maximum(maxima, step_norm),
+                maxima,
+            )
+            for maxima, (count, size) in zip(blocks, _blocks(window), strict=True)
+        ]
+        reach = jnp.maximum(reach, jnp.linalg.norm(feature))
+        return (carry, blocks, path + step_norm, reach), (feature, orbit)
+
+    lowest = jnp.full((), -jnp.inf, dtype)
+    blocks = [jnp.full((count,), -jnp.inf, dtype) for count, _ in _blocks(window)]
+    (carry, (quarters, eighths), path, reach), (features, orbit_values) = jax.lax.scan(
+        watched,
+        (carry, blocks, jnp.zeros((), dtype), lowest),
+        jnp.arange(head, steps, dtype=jnp.int32),
+        unroll=unroll,
     )
 
     final_loss, final_grad = value_and_grad(carry.params)
@@ -509,7 +527,7 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
     finite = jnp.isfinite(final_loss) & jnp.all(jnp.isfinite(final))
     diverged_at = jnp.where((carry.diverged_at < 0) & ~finite, steps, carry.diverged_at)
     grad_norm = optax.tree.norm(final_grad)
-    max_grad = jnp.fmax(carry.max_grad, grad_norm)
+    max_grad = _larger(carry.max_grad, grad_norm)
     outside = ~within_tolerance(grad_norm, max_grad, carry.last_moved)
     last_outside = jnp.where(outside, steps, carry.last_outside)
 
@@ -520,7 +538,10 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
         )
     tail = classify.Tail(
         features=features,
-        steps=step_norms,
+        quarters=quarters,
+        eighths=eighths,
+        path_length=path,
+        reach=reach,
         start_norm=jnp.linalg.norm(project(flat0)),
         displacement=jnp.linalg.norm(final - window_start),
         escaping=((final_loss > window_loss) & (final_loss > initial_loss))
@@ -539,7 +560,7 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
     out = {
         "initial_loss": initial_loss,
         "final_loss": final_loss,
-        "max_loss": jnp.fmax(carry.max_loss, final_loss),
+        "max_loss": _larger(carry.max_loss, final_loss),
         "diverged_at": diverged_at,
         "last_outside": last_outside,
     }
@@ -548,7 +569,7 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
     if measure_sharpness:
         final_sharpness, _ = top(carry.params, carry.eigenvector)
         out["sharpness"] = final_sharpness
-        out["max_sharpness"] = jnp.fmax(carry.max_sharpness, final_sharpness)
+        out["max_sharpness"] = _larger(carry.max_sharpness, final_sharpness)
     if orbit is not None:
         out["orbit"] = orbit_values[:, 0]
     if analysis["basins"] and final.shape[0] <= MAX_FEATURES:
@@ -562,7 +583,8 @@ def _verdicts(tail, out, steps):
     # Time first, so that every rule reads whole rows of runs.
     tail = tail._replace(
         features=jnp.moveaxis(tail.features, 1, 0),
-        steps=jnp.moveaxis(tail.steps, 1, 0),
+        quarters=jnp.moveaxis(tail.quarters, 1, 0),
+        eighths=jnp.moveaxis(tail.eighths, 1, 0),
     )
     verdict = classify.classify(tail)
     last_outside = out.pop("last_outside")
@@ -578,6 +600,12 @@ def _verdicts(tail, out, steps):
             verdict.regime, verdict.period, out["lyapunov"]
         )
     return out
+
+
+def _blocks(window):
+    """(count, size) of the quarters and eighths that end a window of W steps
+    (W ≥ 8: any steps before the first block count in neither)."""
+    return [(count, window // count) for count in (4, 8)]
 
 
 def _unit_tangent(tree):
@@ -643,6 +671,12 @@ def _padded(column, size):
     if len(column) == size:
         return column
     return np.concatenate([column, np.repeat(column[-1:], size - len(column))])
+
+
+def _larger(largest, value):
+    """The running maximum, skipping NaN like ``jnp.fmax`` (which XLA's CPU
+    backend makes several times dearer in a step loop)."""
+    return jnp.where(value > largest, value, largest)
 
 
 def _all_finite(tree):
