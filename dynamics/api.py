@@ -1,5 +1,6 @@
 """The whole job in one call: config in, Dataset out, results and figures saved."""
 
+import gc
 import os
 import time
 import warnings
@@ -139,6 +140,7 @@ def write_figures(
         try:
             with np.errstate(over="ignore", invalid="ignore"):
                 paths.append(figures.save(draw(), folder, stem, fmt, dpi, description))
+            gc.collect()  # a figure's cycles hold its arrays; free them now
         except (OverflowError, ValueError) as err:
             # Values at the edge of the float range (a learning rate of 1e300)
             # can defeat matplotlib's axes; the results are kept regardless.

@@ -61,60 +61,106 @@ def assign(
         converges geometrically but slowly may end far from its limit. Every
         other converged run joins the nearest minimum within the grouping
         distance, or none.
+
+    The runs are read in blocks of :data:`BLOCK`, so that a sweep of millions
+    of runs needs little memory beyond its ``basin`` array.
     """
     converged = np.asarray(converged, dtype=bool)
+    final = np.asarray(final).reshape(len(converged), -1)
     if reached is not None:
         reached = np.asarray(reached, dtype=bool) & converged
         found = assign(final, reached, final_loss)
-        final = np.asarray(final, dtype=np.float64).reshape(len(converged), -1)
-        late = np.flatnonzero(converged & ~reached & np.all(np.isfinite(final), 1))
-        if found.continuum or not len(found.minima) or not late.size:
+        if found.continuum or not len(found.minima):
             return found
         radius = TOLERANCE * max(np.max(np.abs(found.minima)), 1.0)
-        gaps = np.linalg.norm(final[late, None, :] - found.minima[None], axis=-1)
-        nearest = np.argmin(gaps, axis=1)
-        close = gaps[np.arange(late.size), nearest] <= radius
-        basin = found.basin.copy()
-        basin[late[close]] = nearest[close]
+        basin = found.basin
+        for block in _blocks(len(final)):
+            rows = final[block].astype(np.float64)
+            late = np.flatnonzero(
+                converged[block] & ~reached[block] & np.all(np.isfinite(rows), 1)
+            )
+            if not late.size:
+                continue
+            gaps = np.linalg.norm(rows[late, None, :] - found.minima[None], axis=-1)
+            nearest = np.argmin(gaps, axis=1)
+            close = gaps[np.arange(late.size), nearest] <= radius
+            basin[block.start + late[close]] = nearest[close]
         return found._replace(basin=basin)
-    final = np.asarray(final, dtype=np.float64).reshape(len(converged), -1)
-    converged = converged & np.all(np.isfinite(final), axis=1)
-    final_loss = np.asarray(final_loss, dtype=np.float64)
-    runs = np.flatnonzero(converged)
+
+    def usable(block):
+        rows = final[block].astype(np.float64)
+        keep = converged[block] & np.all(np.isfinite(rows), axis=1)
+        return rows, keep
+
     empty = Basins(
-        np.full(len(final), -1, np.int64),
+        np.full(len(final), -1, np.int32),
         np.zeros((0, final.shape[1])),
         np.zeros(0),
         False,
     )
-    if not runs.size:
+    largest = None
+    for block in _blocks(len(final)):
+        rows, keep = usable(block)
+        if keep.any():
+            top = np.max(np.abs(rows[keep]))
+            largest = top if largest is None else max(largest, top)
+    if largest is None:
         return empty
-    radius = TOLERANCE * max(np.max(np.abs(final[runs])), 1.0)
+    radius = TOLERANCE * max(largest, 1.0)
     # Round first: a million runs end at a few hundred distinguishable points.
-    cells, inverse = np.unique(
-        np.round(final[runs] / (radius / 4)), axis=0, return_inverse=True
-    )
-    if len(cells) > MAX_POINTS:
-        return empty._replace(continuum=True)
+    cells = np.zeros((0, final.shape[1]))
+    for block in _blocks(len(final)):
+        rows, keep = usable(block)
+        rounded = np.round(rows[keep] / (radius / 4))
+        cells = np.unique(np.concatenate([cells, rounded]), axis=0)
+        if len(cells) > MAX_POINTS:
+            return empty._replace(continuum=True)
     group = _chained(cells * (radius / 4), radius)
     if group.max() + 1 > MAX_BASINS:
         return empty._replace(continuum=True)
-    label = group[inverse.ravel()]
-    minima, losses = [], []
-    for k in range(group.max() + 1):
-        members = runs[label == k]
-        best = members[np.argmin(final_loss[members])]
-        minima.append(final[best])
-        losses.append(final_loss[best])
-    minima, losses = np.array(minima), np.array(losses)
+
+    count = group.max() + 1
+    best_loss = np.full(count, np.inf)
+    best = np.full(count, -1)
+    basin = empty.basin
+    for block in _blocks(len(final)):
+        rows, keep = usable(block)
+        runs = np.flatnonzero(keep)
+        if not runs.size:
+            continue
+        rounded = np.round(rows[runs] / (radius / 4))
+        # Each row's cell: unique over the cells and the rows together.
+        _, inverse = np.unique(
+            np.concatenate([cells, rounded]), axis=0, return_inverse=True
+        )
+        inverse = inverse.ravel()
+        cell_of = np.empty(inverse[: len(cells)].max() + 1, np.int64)
+        cell_of[inverse[: len(cells)]] = np.arange(len(cells))
+        label = group[cell_of[inverse[len(cells) :]]]
+        basin[block.start + runs] = label
+        losses = np.asarray(final_loss[block], dtype=np.float64)[runs]
+        for k in np.unique(label):
+            members = np.flatnonzero(label == k)
+            first = members[np.argmin(losses[members])]
+            if losses[first] < best_loss[k] or best[k] < 0:
+                best_loss[k], best[k] = losses[first], block.start + runs[first]
+    minima = final[best].astype(np.float64)
+    losses = np.asarray(final_loss, dtype=np.float64)[best]
     # Order by loss, rounded so that equal minima tie, then by coordinates.
     keys = [np.round(losses / radius)] + [minima[:, j] for j in range(minima.shape[1])]
     order = np.lexsort(keys[::-1])
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    basin = np.full(len(final), -1, np.int64)
-    basin[runs] = rank[label]
+    np.copyto(basin, rank[np.maximum(basin, 0)], where=basin >= 0, casting="unsafe")
     return Basins(basin, minima[order], losses[order], False)
+
+
+#: Runs read at a time.
+BLOCK = 2**20
+
+
+def _blocks(count):
+    return [slice(begin, min(begin + BLOCK, count)) for begin in range(0, count, BLOCK)]
 
 
 def _chained(points, radius):

@@ -58,6 +58,8 @@ ONE_TOLERANCE = 1e-9
 HESSIAN_RTOL = 1e-6
 #: Black stands out on every colour of the map's Okabe–Ito palette; a white
 #: halo keeps it visible on the dark blue of the converged cells.
+#: Most values along an axis at which the overlay evaluates the closed form.
+SAMPLES = 1024
 COLOUR = "#000000"
 HALO = "#FFFFFF"
 
@@ -72,6 +74,8 @@ _OVERLAP = 1e-8
 # Cells per batch of starting gradients, and the memory the eigenvector
 # gathers of one batch may take.
 _CHUNK = 4096
+#: Cells whose radius is worked out at a time.
+_CELLS = 2**20
 _GATHER_BYTES = 64 * 2**20
 
 
@@ -238,7 +242,8 @@ def overlay(
     keys = [axis.key for axis in exp.sweep]
     x = x or (keys[0] if keys else None)
     y = y or next((key for key in keys if key != x), None)
-    if refine > 1 and x is not None:
+    large = any(len(axis.values) > SAMPLES for axis in exp.sweep)
+    if (refine > 1 or large) and x is not None:
         shown = _finer(exp, (x, y), refine)
         coords = {axis.key: axis.values for axis in shown.sweep}
         rho = xr.DataArray(_radius(shown), dims=keys, coords=coords)
@@ -296,7 +301,11 @@ def plot_theory_overlay(
     >>> fig.axes[0].get_legend().get_texts()[-1].get_text()
     'agrees on 14 of 14 cells (100.0 %)'
     """
-    rho = _radius_or(exp, None)
+    keys = [axis.key for axis in exp.sweep]
+    stored = "theory_radius" in ds and sorted(ds["theory_radius"].dims) == sorted(keys)
+    # The run stored it already: no second pass over a large grid.
+    rho = np.asarray(ds["theory_radius"].transpose(*keys)) if stored else None
+    rho = _radius_or(exp, rho)
     share = agreement(ds, exp, radius=rho)
     cells = int(np.sum(_regime(ds, exp) != Regime.NOT_RUN))
     agree = round(share * cells)
@@ -353,7 +362,7 @@ def _frozen_group(exp):
     rate = exp.config["optimizer"]["learning_rate"]
     if not isinstance(rate, list):
         return None
-    cells = _cells(exp)
+    cells = _cells(exp, prefix="optimizer.learning_rate")
     keys = [f"optimizer.learning_rate.{index}" for index in range(len(rate))]
     zero = np.stack(
         [_column(cells, key, value) == 0 for key, value in zip(keys, rate, strict=True)]
@@ -371,8 +380,8 @@ def _frozen_group(exp):
 
 def _study(exp):
     """Checks that the objective is quadratic and measures its Hessians."""
-    cells = _cells(exp)
-    keys = [key for key in cells if key.startswith("objective.")]
+    cells = _cells(exp, prefix="objective.")
+    keys = list(cells)
     table = np.stack([cells[key] for key in keys], axis=1) if keys else None
     if table is None:
         settings, rows = np.zeros((1, 0)), np.zeros(exp.n_runs, dtype=np.int64)
@@ -525,33 +534,42 @@ def _radius(exp):
     if reason is not None:
         raise ValueError(f"no closed-form boundary for '{exp.name}': {reason}")
 
-    cells = _cells(exp)
-    gradients, starts = _starting_points(exp, cells)
-    optimizer = exp.config["optimizer"]
-    # No momentum is β = 0, where all three forms are gradient descent.
-    momentum = _column(cells, "optimizer.momentum", optimizer["momentum"] or 0.0)
-    nesterov = bool(optimizer.get("nesterov"))
-    rates = _rates(exp, cells, study.groups)
-    size = np.linalg.norm(study.hessians, ord=2, axis=(1, 2))[study.rows]
-    floor = (
-        64
-        * np.finfo(np.float64).eps
-        * (size * np.linalg.norm(starts, axis=1) + np.linalg.norm(gradients, axis=1))
-    )
-
-    if rates.ndim == 1:
-        result = _radius_one_rate(study, gradients, rates, momentum, nesterov, floor)
-    else:
-        result = _radius_per_group(study, gradients, rates, momentum, nesterov, floor)
+    result = np.empty(exp.n_runs)
+    norms = np.linalg.norm(study.hessians, ord=2, axis=(1, 2))
+    # In blocks of cells: a 4096 × 4096 sweep would otherwise hold a dozen
+    # float64 copies of its grid at once.
+    for begin in range(0, exp.n_runs, _CELLS):
+        runs = np.arange(begin, min(begin + _CELLS, exp.n_runs))
+        part = study._replace(rows=study.rows[runs])
+        cells = _cells(exp, runs)
+        gradients, starts = _starting_points(exp, cells)
+        optimizer = exp.config["optimizer"]
+        # No momentum is β = 0, where all three forms are gradient descent.
+        momentum = _column(cells, "optimizer.momentum", optimizer["momentum"] or 0.0)
+        nesterov = bool(optimizer.get("nesterov"))
+        rates = _rates(exp, cells, study.groups)
+        floor = (
+            64
+            * np.finfo(np.float64).eps
+            * (
+                norms[part.rows] * np.linalg.norm(starts, axis=1)
+                + np.linalg.norm(gradients, axis=1)
+            )
+        )
+        solve = _radius_one_rate if rates.ndim == 1 else _radius_per_group
+        result[runs] = solve(part, gradients, rates, momentum, nesterov, floor)
     return result.reshape(exp.shape)
 
 
-def _cells(exp):
-    """Every swept value per cell, rounded to the run's dtype, as float64."""
+def _cells(exp, runs=None, prefix=""):
+    """Every swept value per cell (or of the cells ``runs``, in C order),
+    rounded to the run's dtype, as float64; only keys starting ``prefix``."""
     dtype = np.dtype(exp.dtype)
+    runs = np.arange(exp.n_runs) if runs is None else runs
     return {
         key: np.asarray(column).astype(dtype).astype(np.float64)
-        for key, column in engine.grid(exp).items()
+        for key, column in engine.grid_values(exp, runs).items()
+        if key.startswith(prefix)
     }
 
 
@@ -589,17 +607,28 @@ def _starting_points(exp, cells):
 
 
 def _still(exp):
-    """Whether some learning rate of the cell is zero, shaped ``exp.shape``."""
-    cells = _cells(exp)
+    """Whether some learning rate of the cell is zero, shaped ``exp.shape``.
+
+    Worked out along the sweep's axes and broadcast, not cell by cell.
+    """
     rate = exp.config["optimizer"]["learning_rate"]
+    dtype = np.dtype(exp.dtype)
     if isinstance(rate, list):
-        columns = [
-            _column(cells, f"optimizer.learning_rate.{index}", value)
-            for index, value in enumerate(rate)
+        given = [
+            (f"optimizer.learning_rate.{i}", value) for i, value in enumerate(rate)
         ]
     else:
-        columns = [_column(cells, "optimizer.learning_rate", rate)]
-    return np.any(np.stack(columns) == 0, axis=0).reshape(exp.shape)
+        given = [("optimizer.learning_rate", rate)]
+    axes = [axis.key for axis in exp.sweep]
+    still = np.zeros(exp.shape, dtype=bool)
+    for key, value in given:
+        if key in axes:
+            where = axes.index(key)
+            zero = exp.sweep[where].values.astype(dtype) == 0
+            still |= zero.reshape([-1 if i == where else 1 for i in range(len(axes))])
+        elif value == 0:
+            still[...] = True
+    return still
 
 
 def _rates(exp, cells, groups):
@@ -677,7 +706,10 @@ def _finer(exp, keys, refine):
     momentum could leave its valid range. Start axes keep the map's values:
     along them the radius changes only on exceptional starts (the minimum, an
     eigenvector), and a finer grid would show exceptions the map's cells do not.
-    Axes not shown keep their first value.
+    Axes not shown keep their first value. No shown axis gets more than
+    :data:`SAMPLES` values (a start axis longer than that is sampled every
+    k-th value): a line drawn on a figure needs no more, and a 4096 × 4096
+    map refined 4 times would take gigabytes.
     """
     sweep = []
     for axis in exp.sweep:
@@ -686,8 +718,10 @@ def _finer(exp, keys, refine):
         if axis.key in keys and smooth and len(values) > 1:
             log = axis.scale == "log" and bool(np.all(values > 0))
             ends = np.log(values[[0, -1]]) if log else values[[0, -1]]
-            values = np.linspace(*ends, refine * (len(values) - 1) + 1)
+            values = np.linspace(*ends, min(refine * (len(values) - 1) + 1, SAMPLES))
             values = np.exp(values) if log else values
+        elif axis.key in keys and len(values) > SAMPLES:
+            values = values[:: -(-len(values) // SAMPLES)]
         elif axis.key not in keys:
             values = np.asarray(axis.values[:1], np.float64)
         sweep.append(Axis(key=axis.key, values=values, scale=axis.scale))

@@ -227,6 +227,26 @@ def test_too_many_minima_are_not_split_into_basins():
     assert basins.assign(ends[:64], np.ones(64, bool), np.zeros(64)).basin.max() == 63
 
 
+def test_basins_read_in_blocks_match_one_pass(monkeypatch):
+    # Three minima, runs shuffled so that every block holds some of each, a
+    # few unconverged and a few late (converged, not reached): blocks of 7
+    # runs must give exactly the one-block answer.
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, -4.0]])
+    which = rng.integers(0, 3, 200)
+    ends = centres[which] + rng.normal(scale=1e-3, size=(200, 2))
+    loss = rng.uniform(size=200) + which
+    converged = rng.uniform(size=200) > 0.1
+    reached = converged & (rng.uniform(size=200) > 0.2)
+    whole = basins.assign(ends, converged, loss, reached=reached)
+    monkeypatch.setattr(basins, "BLOCK", 7)
+    blocks = basins.assign(ends, converged, loss, reached=reached)
+    assert whole.basin.tolist() == blocks.basin.tolist()
+    np.testing.assert_array_equal(whole.minima, blocks.minima)
+    np.testing.assert_array_equal(whole.loss, blocks.loss)
+    assert len(whole.minima) == 3 and (whole.basin[converged] >= 0).all()
+
+
 def test_end_points_along_a_valley_chain_into_one_minimum():
     ends = np.stack([np.linspace(0, 1, 40), np.zeros(40)], axis=1)
     valley = basins.assign(ends, np.ones(40, bool), -ends[:, 0])
