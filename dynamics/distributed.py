@@ -21,16 +21,17 @@ Open MPI, Kubernetes).
 """
 
 import os
+import shutil
 import time
 
 import jax
 import numpy as np
 
-from dynamics import engine, results, store, theory
+from dynamics import engine, results, store, theory, zoom
 from dynamics.errors import ConfigError
 
-#: How long a process waits for the others at each meeting point.
-TIMEOUT_SECONDS = 24 * 3600
+#: How long a process waits for the others to join, in seconds.
+JOIN_SECONDS = 600
 
 
 def settings(coordinator=None, processes=None, process_id=None):
@@ -71,9 +72,7 @@ def initialize(options: dict | None) -> tuple[int, int]:
     if options is None or options.get("num_processes") == 1:
         return 0, 1
     try:
-        jax.distributed.initialize(
-            **options, initialization_timeout=int(min(TIMEOUT_SECONDS, 600))
-        )
+        jax.distributed.initialize(**options, initialization_timeout=JOIN_SECONDS)
     except (RuntimeError, ValueError) as err:
         raise ConfigError(
             f"could not join the other processes ({err}); check --coordinator, "
@@ -99,6 +98,7 @@ def run(exp, out, *, force=False, progress=None, figure_format=None):
     )
     problem = ""
     if index == 0:
+        zoom.warn_resolution(exp)
         try:
             store.check_writable(out, force)
             chunk, _ = engine.chunks(exp)
@@ -122,21 +122,22 @@ def run(exp, out, *, force=False, progress=None, figure_format=None):
     )
     multihost_utils.sync_global_devices("dynamics: every chunk written")
     ds = None
-    if index == 0:
-        summary = chunks.read()
-        elapsed = round(time.perf_counter() - started, 3)
-        shares = np.bincount(chunks.marks(), minlength=count).tolist()
-        ds = results.to_dataset(
-            exp,
-            summary,
-            {"wall_seconds": elapsed, "processes": count, "chunks_per_process": shares},
-        )
-        ds = theory.attach(ds, exp)
-        ds = api.save_run(exp, ds, out, force=force, figure_format=figure_format)
-        import shutil
-
-        shutil.rmtree(parts, ignore_errors=True)
-    multihost_utils.sync_global_devices("dynamics: run saved")
+    try:
+        if index == 0:
+            summary = chunks.read()
+            elapsed = round(time.perf_counter() - started, 3)
+            shares = np.bincount(chunks.marks(), minlength=count).tolist()
+            attrs = {
+                "wall_seconds": elapsed,
+                "processes": count,
+                "chunks_per_process": shares,
+            }
+            ds = theory.attach(results.to_dataset(exp, summary, attrs), exp)
+            ds = api.save_run(exp, ds, out, force=force, figure_format=figure_format)
+            shutil.rmtree(parts, ignore_errors=True)
+    finally:
+        # Even when process 0 fails to write, the others are let go.
+        multihost_utils.sync_global_devices("dynamics: run saved")
     return ds
 
 

@@ -40,9 +40,9 @@ MAX_FEATURES = 8
 CHUNK_BYTES = 256 * 2**20
 MAX_CHUNK = 16384
 #: Parameters (all runs together) a chunk may hold: a network's step then
-#: works within the caches (a width-16 network: 1.4x faster than in chunks
+#: works within the caches (a width-16 network: 1.5x faster than in chunks
 #: of 1024 runs).
-CHUNK_PARAMETERS = 2**17
+CHUNK_PARAMETERS = 2**16
 
 Progress = Callable[[int, int], None]
 #: Where compiled programs are kept between runs: this variable's value, or

@@ -316,10 +316,43 @@ def network_methods(side, steps, dtype):
             diverged.append(_diverged(np.stack(jax.device_get(losses), axis=1)))
         return np.concatenate(diverged) == 2
 
+    def per_step_own(chunk=4096):
+        # The same dispatch, with this package's model (units by data): how
+        # much of the engine's lead is the layout, which a notebook could adopt.
+        import jax
+        import jax.numpy as jnp
+
+        loss = problem.loss
+
+        @jax.jit
+        def step(params, rate):
+            def one(p, r):
+                value, grad = jax.value_and_grad(loss)(p)
+                new = {k: p[k] - r[int(k[-1])] * grad[k] for k in ("layer0", "layer1")}
+                return new, value
+
+            return jax.vmap(one)(params, rate)
+
+        diverged = []
+        for begin in range(0, len(rates), chunk):
+            rate = jnp.asarray(rates[begin : begin + chunk])
+            runs = len(rate)
+            params = {
+                k: jnp.broadcast_to(w, (runs,) + w.shape)
+                for k, w in problem.params.items()
+            }
+            losses = []
+            for _ in range(steps):
+                params, value = step(params, rate)
+                losses.append(value)
+            diverged.append(_diverged(np.stack(jax.device_get(losses), axis=1)))
+        return np.concatenate(diverged) == 2
+
     return exp, {
         "engine": run_engine,
         "numpy loop": numpy_loop,
         "per-step jit": per_step,
+        "per-step jit, own model": per_step_own,
     }
 
 
@@ -491,7 +524,12 @@ def _png_under(scratch, attempt):
 
 
 def memory(side, steps):
-    """Peak resident memory (MiB) and seconds of a whole ``dynamics run``."""
+    """Peak resident memory (MiB) and seconds of a whole ``dynamics run``.
+
+    Compilation included, every time (no cache): it takes a hundred MiB or so,
+    and a cached program for some step counts but not others would blur the
+    comparison between them.
+    """
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -509,6 +547,7 @@ def memory(side, steps):
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            env=dict(os.environ, DYNAMICS_COMPILATION_CACHE="off"),
         )
         _, status, usage = os.wait4(process.pid, 0)
         if status:
@@ -551,8 +590,9 @@ def main():
         f"{args.dtype}; {args.dtype} matmul peak {peak / 1e9:.0f} GFLOP/s"
     )
     every = dict.fromkeys(METHODS, args.repeat)
+    network = every | {"per-step jit, own model": args.repeat}
     if args.quick:
-        workloads = [("seed", 256, 200, every), ("network", 16, 100, every)]
+        workloads = [("seed", 256, 200, every), ("network", 16, 100, network)]
     else:
         # The largest network takes the per-step baseline 20 minutes a run
         # here: it runs once (its compilation, 0.2 s, included), and the NumPy
@@ -560,7 +600,7 @@ def main():
         largest = {"engine": 1, "per-step jit": 0}
         workloads = [
             ("seed", 1024, 200, every),
-            ("network", 64, 100, every),
+            ("network", 64, 100, network),
             ("network", 256, 500, largest),
         ]
     table(workloads, peak, args.dtype)
@@ -573,7 +613,7 @@ def main():
         print(
             "\n| seed run (whole `dynamics run`) | peak MiB | seconds |\n|---|---|---|"
         )
-        for side, steps in ((1024, 200), (1024, 2000), (4096, 200)):
+        for side, steps in ((1024, 200), (1024, 2000), (1024, 20000), (4096, 200)):
             peak_mb, seconds = memory(side, steps)
             print(f"| {side}² × {steps} | {peak_mb:.0f} | {seconds:.1f} |", flush=True)
 
