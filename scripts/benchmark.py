@@ -1,10 +1,10 @@
 """Speed and memory of the engine against the two usual ways of running a sweep.
 
-    python scripts/benchmark.py           # the issue's sizes (20 minutes, 2 cores)
+    python scripts/benchmark.py           # the issue's sizes (40 minutes, 2 cores)
     python scripts/benchmark.py --quick   # small sizes, for a look (a minute)
     python scripts/benchmark.py --memory  # also a 4096 x 4096 seed run's memory
 
-Each workload is run by three methods, each in a fresh process of its own on
+Each workload is run by each method, each in a fresh process of its own on
 this machine (so that its peak memory is its own, and its compilation is not
 served from a cache):
 
@@ -16,7 +16,10 @@ served from a cache):
   than the engine: the ratio flatters NumPy);
 - **per-step jit**: the approach of the fractal-boundary notebook: the model
   written as the notebook writes it, one jitted step of the whole batch
-  dispatched from Python per training step, every loss kept.
+  dispatched from Python per training step, every loss kept;
+- **per-step jit, own model** (networks only): the same dispatch of this
+  package's model, to show how much of the engine's lead is the model's
+  layout.
 
 Times are the best of ``--repeat`` warm runs, with the first (compiling) run's
 extra time reported apart. Updates per second count one run's one step as an
