@@ -140,16 +140,33 @@ def _run(args) -> int:
         )
     from dynamics import api, config, results
 
-    exp = config.load_config(paths[0] if paths else None, overrides)
-    # After the config is checked (a typo should not wait for the other
-    # processes), before anything touches JAX's devices.
+    if spread and not args.quiet:
+        print(
+            "dynamics: joining the other processes (waiting up to "
+            f"{distributed.JOIN_SECONDS} s for them)",
+            file=sys.stderr,
+            flush=True,
+        )
+    # Before anything touches JAX's devices: checking a model's config draws
+    # its starting weights.
     index, count = distributed.initialize(options)
+    try:
+        exp, problem = config.load_config(paths[0] if paths else None, overrides), None
+    except ConfigError as err:
+        if count == 1:
+            raise
+        exp, problem = None, str(err)  # the others must hear of it
     out = _default_out(exp.name) if args.out is None else args.out
     meter = None if args.quiet or index else _Meter(time.perf_counter())
     with _plain_warnings():
         if count > 1:
             ds = distributed.run(
-                exp, out, force=args.force, progress=meter, figure_format=args.format
+                exp,
+                out,
+                force=args.force,
+                progress=meter,
+                figure_format=args.format,
+                problem=problem,
             )
         else:
             ds = api.run(

@@ -20,6 +20,7 @@ with ``--distributed`` alone, from a cluster JAX detects itself (Slurm,
 Open MPI, Kubernetes).
 """
 
+import hashlib
 import os
 import shutil
 import time
@@ -45,6 +46,13 @@ def settings(coordinator=None, processes=None, process_id=None):
     process_id = process_id if process_id is not None else _integer("JAX_PROCESS_ID")
     if coordinator is None and processes is None and process_id is None:
         return None
+    if coordinator is not None:
+        host, _, port = coordinator.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"--coordinator '{coordinator}' is not HOST:PORT with a port "
+                "from 1 to 65535 (e.g. host0:12345)"
+            )
     if processes is not None and processes < 1:
         raise ConfigError(f"--processes must be at least 1, not {processes}")
     if (
@@ -74,18 +82,49 @@ def initialize(options: dict | None) -> tuple[int, int]:
     try:
         jax.distributed.initialize(**options, initialization_timeout=JOIN_SECONDS)
     except (RuntimeError, ValueError) as err:
+        found = "" if any(options.values()) else "no cluster that JAX knows was found; "
         raise ConfigError(
-            f"could not join the other processes ({err}); check --coordinator, "
-            "--processes and --process-id (or JAX_COORDINATOR_ADDRESS, "
-            "JAX_NUM_PROCESSES, JAX_PROCESS_ID)"
+            f"could not join the other processes ({found}{err}); give "
+            "--coordinator HOST:PORT, --processes and --process-id (or "
+            "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID)"
         ) from None
     return jax.process_index(), jax.process_count()
 
 
-def run(exp, out, *, force=False, progress=None, figure_format=None):
+def agree(ok: bool, problem: str, what: str, fingerprint: str = "") -> None:
+    """Every process learns whether all went well; each stops on any failure.
+
+    Called by every process at the same point (it is a collective). A process
+    whose ``fingerprint`` differs from process 0's was given another run.
+    """
+    from jax.experimental import multihost_utils
+
+    digest = np.frombuffer(hashlib.sha256(fingerprint.encode()).digest(), np.uint8)
+    mine = np.concatenate([[int(ok)], digest]).astype(np.int32)
+    every = np.asarray(multihost_utils.process_allgather(mine)).reshape(-1, mine.size)
+    index = jax.process_index()
+    if not ok:
+        raise ConfigError(problem)
+    failed = np.flatnonzero(every[:, 0] == 0).tolist()
+    if failed:
+        raise ConfigError(
+            f"process {failed[0]} stopped while {what}; its error is in its own output"
+        )
+    differ = np.flatnonzero(np.any(every[:, 1:] != every[0, 1:], axis=1)).tolist()
+    if differ:
+        here = "this process" if index in differ else f"process {differ[0]}"
+        raise ConfigError(
+            f"{here} was given another config, overrides or -o than process 0; "
+            "every process must be given the same"
+        )
+
+
+def run(exp, out, *, force=False, progress=None, figure_format=None, problem=None):
     """Runs ``exp`` as this process's share of a multi-process sweep.
 
-    Returns the Dataset on process 0 and ``None`` on the others.
+    ``problem`` is this process's error with its config, if it had one: the
+    others then stop too instead of waiting for it. Returns the Dataset on
+    process 0 and ``None`` on the others.
     """
     from jax.experimental import multihost_utils
 
@@ -96,7 +135,10 @@ def run(exp, out, *, force=False, progress=None, figure_format=None):
     parts = os.path.join(
         os.path.dirname(path), f".{os.path.basename(path)}.chunks.zarr"
     )
-    problem = ""
+    same = "" if exp is None else f"{exp.to_yaml()}\n{path}\n{force}"
+    agree(problem is None, problem or "", "checking its config", same)
+
+    problem = None
     if index == 0:
         zoom.warn_resolution(exp)
         try:
@@ -105,22 +147,22 @@ def run(exp, out, *, force=False, progress=None, figure_format=None):
             store.ChunkStore.create(parts, exp.n_runs, chunk, engine.outputs(exp))
         except ConfigError as err:
             problem = str(err)
-    # Process 0 says whether to go on; every process stops on its error.
-    ok = multihost_utils.broadcast_one_to_all(np.array(problem == "", dtype=np.int32))
-    if not ok:
-        raise ConfigError(
-            problem or "process 0 could not prepare the run; see its error"
-        )
-    chunks = store.ChunkStore(parts)
+    agree(problem is None, problem or "", "preparing the run")
 
     started = time.perf_counter()
-    engine.simulate(
-        exp,
-        progress=progress,
-        share=(index, count),
-        sink=lambda number, piece: chunks.write(number, piece, index),
-    )
-    multihost_utils.sync_global_devices("dynamics: every chunk written")
+    try:
+        chunks = store.ChunkStore(parts)
+        engine.simulate(
+            exp,
+            progress=progress,
+            share=(index, count),
+            sink=lambda number, piece: chunks.write(number, piece, index),
+        )
+        problem = None
+    except Exception as err:  # every process must hear of it, then it is raised
+        problem = f"{type(err).__name__}: {err}"
+    agree(problem is None, problem or "", "running its chunks")
+
     ds = None
     try:
         if index == 0:

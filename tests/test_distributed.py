@@ -29,14 +29,25 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _launch(out, process, port, *extra):
+NETWORK = [
+    "configs/fractal_lr_lr.yaml",
+    "steps=20",
+    "sweep.optimizer.learning_rate.0.num=6",
+    "sweep.optimizer.learning_rate.1.num=6",
+    "chunk_size=8",  # 36 runs: 5 chunks, 3 for process 0 and 2 for process 1
+]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _launch(out, process, port, *extra, sweep=SWEEP):
     env = dict(os.environ, DYNAMICS_COMPILATION_CACHE="off")
     return subprocess.Popen(
         [
-            sys.executable, "-m", "dynamics", "run", "-q", "-o", out, *SWEEP,
+            sys.executable, "-m", "dynamics", "run", "-q", "-o", out, *sweep,
             "--coordinator", f"127.0.0.1:{port}", "--processes", "2",
             "--process-id", str(process), *extra,
         ],
+        cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -44,10 +55,9 @@ def _launch(out, process, port, *extra):
     )  # fmt: skip
 
 
-def test_two_processes_equal_one(tmp_path):
-    out = str(tmp_path / "two")
-    port = _free_port()
-    processes = [_launch(out, i, port) for i in (0, 1)]
+def _finish(processes):
+    """(returncode, stderr) of each process, killing all if one hangs."""
+    done = []
     for process in processes:
         try:
             _, err = process.communicate(timeout=300)
@@ -55,9 +65,23 @@ def test_two_processes_equal_one(tmp_path):
             for p in processes:
                 p.kill()
             pytest.fail("the two processes did not finish")
-        assert process.returncode == 0, err[-2000:]
+        done.append((process.returncode, err))
+    return done
 
-    single = api.run(None, str(tmp_path / "one"), overrides=SWEEP)
+
+@pytest.mark.parametrize("sweep, shares", [(SWEEP, [4, 3]), (NETWORK, [3, 2])])
+def test_two_processes_equal_one(tmp_path, sweep, shares):
+    # The network's config draws its weights with JAX while it is checked:
+    # the processes must join before that.
+    out = str(tmp_path / "two")
+    port = _free_port()
+    processes = [_launch(out, i, port, sweep=sweep) for i in (0, 1)]
+    for code, err in _finish(processes):
+        assert code == 0, err[-2000:]
+
+    config = os.path.join(ROOT, sweep[0]) if sweep[0].endswith(".yaml") else None
+    overrides = sweep[1:] if config else sweep
+    single = api.run(config, str(tmp_path / "one"), overrides=overrides)
     merged = store.load(out)
     assert sorted(merged.data_vars) == sorted(single.data_vars)
     for name in single.data_vars:
@@ -66,11 +90,36 @@ def test_two_processes_equal_one(tmp_path):
     for name in single.coords:
         np.testing.assert_array_equal(single[name].values, merged[name].values)
     assert merged.attrs["processes"] == 2
-    assert list(merged.attrs["chunks_per_process"]) == [4, 3]
+    assert list(merged.attrs["chunks_per_process"]) == shares
     # The store the processes shared is gone; the folder is a plain run.
     assert sorted(os.listdir(tmp_path)) == ["one", "two"]
     assert sorted(os.listdir(out)) == sorted(os.listdir(tmp_path / "one"))
     assert isinstance(xr.open_zarr(os.path.join(out, "results.zarr")), xr.Dataset)
+
+
+def test_processes_given_different_runs_all_stop(tmp_path):
+    # Same grid size, other values: merged, this would be silently wrong.
+    out = str(tmp_path / "two")
+    port = _free_port()
+    other = "sweep.optimizer.learning_rate={linspace: [0.01, 3.0], num: 20}"
+    processes = [_launch(out, 0, port), _launch(out, 1, port, other)]
+    done = _finish(processes)
+    assert [code for code, _ in done] == [2, 2]
+    assert "process 1 was given another config" in done[0][1]
+    assert "this process was given another config" in done[1][1]
+    assert all("Traceback" not in err for _, err in done)
+    assert not os.path.exists(out)
+
+
+def test_a_process_whose_config_fails_stops_the_others(tmp_path):
+    out = str(tmp_path / "two")
+    port = _free_port()
+    processes = [_launch(out, 0, port), _launch(out, 1, port, "steps=3")]
+    done = _finish(processes)
+    assert [code for code, _ in done] == [2, 2]
+    assert "process 1 stopped while checking its config" in done[0][1]
+    assert "steps: must be at least 8" in done[1][1]
+    assert not os.path.exists(out)
 
 
 @pytest.mark.parametrize(
@@ -78,6 +127,8 @@ def test_two_processes_equal_one(tmp_path):
     [
         (["--processes", "2", "--process-id", "2"], "--process-id 2 is not one of 0"),
         (["--processes", "0"], "--processes must be at least 1"),
+        (["--coordinator", "127.0.0.1"], "is not HOST:PORT"),
+        (["--coordinator", "127.0.0.1:99999"], "is not HOST:PORT"),
     ],
 )
 def test_bad_process_flags(tmp_path, flags, message):
