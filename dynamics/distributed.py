@@ -7,7 +7,10 @@ them into one :class:`~dynamics.store.ChunkStore` beside the output folder,
 on a file system every host sees. Once every chunk is in, process 0 reads the
 store and writes the run directory exactly as a single process would, and
 removes the store. The chunks are the engine's own, so the merged results
-equal a single-process run's, value for value.
+equal a single-process run's, value for value. At each step (config,
+preparation, chunks) the processes agree (:func:`agree`): one given another
+config or output, or one that fails, stops them all rather than leaving the
+others waiting.
 
 Launch (two hosts; the same on each, with its own ``--process-id``)::
 
