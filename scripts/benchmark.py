@@ -259,7 +259,8 @@ def network_methods(side, steps, dtype):
     width = settings["width"]
     problem, _ = engine._problem(exp.config, {}, np.dtype(dtype))
     inputs, targets = (np.asarray(a, dtype) for a in models.mlp_data(settings))
-    first, second = (np.asarray(problem.params[f"layer{i}"]) for i in (0, 1))
+    start = [np.asarray(problem.params[f"layer{i}"]) for i in (0, 1)]
+    first, second = start
     gain, root = 2.0**0.5, width**0.5  # Python floats: NumPy keeps the dtype
 
     def run_engine():
@@ -290,66 +291,46 @@ def network_methods(side, steps, dtype):
                 diverged.append(bad)
         return np.concatenate(diverged)
 
-    def per_step(chunk=4096):
+    def dispatched(loss, chunk=4096):
+        """One jitted step of a chunk of runs per training step, losses kept."""
         import jax
+        import jax.numpy as jnp
+
+        @jax.jit
+        def step(params, rate):
+            def one(p, r):
+                value, grad = jax.value_and_grad(loss)(p)
+                moved = [
+                    w - r[i] * g for i, (w, g) in enumerate(zip(p, grad, strict=True))
+                ]
+                return moved, value
+
+            return jax.vmap(one)(params, rate)
+
+        diverged = []
+        for begin in range(0, len(rates), chunk):
+            rate = jnp.asarray(rates[begin : begin + chunk])
+            params = [jnp.broadcast_to(w, (len(rate),) + w.shape) for w in start]
+            losses = []
+            for _ in range(steps):
+                params, value = step(params, rate)
+                losses.append(value)
+            diverged.append(_diverged(np.stack(jax.device_get(losses), axis=1)))
+        return np.concatenate(diverged) == 2
+
+    def per_step():
         import jax.numpy as jnp
 
         def loss(params):  # the notebook's form: data by units
             hidden = jnp.tanh(gain * (inputs @ params[0]) / root)
             return jnp.mean((hidden @ params[1] / width - targets) ** 2)
 
-        @jax.jit
-        def step(params, rate):
-            def one(p, r):
-                value, grad = jax.value_and_grad(loss)(p)
-                return (p[0] - r[0] * grad[0], p[1] - r[1] * grad[1]), value
+        return dispatched(loss)
 
-            return jax.vmap(one)(params, rate)
-
-        diverged = []
-        for begin in range(0, len(rates), chunk):
-            rate = jnp.asarray(rates[begin : begin + chunk])
-            params = tuple(
-                jnp.broadcast_to(w, (len(rate),) + w.shape) for w in (first, second)
-            )
-            losses = []
-            for _ in range(steps):
-                params, value = step(params, rate)
-                losses.append(value)
-            diverged.append(_diverged(np.stack(jax.device_get(losses), axis=1)))
-        return np.concatenate(diverged) == 2
-
-    def per_step_own(chunk=4096):
-        # The same dispatch, with this package's model (units by data): how
-        # much of the engine's lead is the layout, which a notebook could adopt.
-        import jax
-        import jax.numpy as jnp
-
-        loss = problem.loss
-
-        @jax.jit
-        def step(params, rate):
-            def one(p, r):
-                value, grad = jax.value_and_grad(loss)(p)
-                new = {k: p[k] - r[int(k[-1])] * grad[k] for k in ("layer0", "layer1")}
-                return new, value
-
-            return jax.vmap(one)(params, rate)
-
-        diverged = []
-        for begin in range(0, len(rates), chunk):
-            rate = jnp.asarray(rates[begin : begin + chunk])
-            runs = len(rate)
-            params = {
-                k: jnp.broadcast_to(w, (runs,) + w.shape)
-                for k, w in problem.params.items()
-            }
-            losses = []
-            for _ in range(steps):
-                params, value = step(params, rate)
-                losses.append(value)
-            diverged.append(_diverged(np.stack(jax.device_get(losses), axis=1)))
-        return np.concatenate(diverged) == 2
+    def per_step_own():
+        # This package's model (units by data): how much of the engine's lead
+        # is the layout, which a notebook could adopt.
+        return dispatched(lambda p: problem.loss({"layer0": p[0], "layer1": p[1]}))
 
     return exp, {
         "engine": run_engine,
