@@ -211,14 +211,12 @@ def _chunk(exp, total):
 
 
 def _compiled(exp, chunk):
-    devices = jax.local_devices()
+    """The chunk's program (traced on its first call) and its sharding."""
     sharding = jax.sharding.NamedSharding(
-        jax.sharding.Mesh(np.array(devices), ("runs",)),
+        jax.sharding.Mesh(np.array(jax.local_devices()), ("runs",)),
         jax.sharding.PartitionSpec("runs"),
     )
-    dtype = np.dtype(exp.dtype)
-    with jax.enable_x64(dtype == np.float64):
-        return _program(_structure(exp), chunk), sharding
+    return _program(_structure(exp), chunk), sharding
 
 
 def chunk_size(exp: Experiment, runs: int | None = None) -> int:
@@ -230,7 +228,7 @@ def chunk_size(exp: Experiment, runs: int | None = None) -> int:
     size = len(parameter_names(exp))
     features = min(size, MAX_FEATURES)
     analysis = exp.config["analysis"]
-    words = window * (features + 2) + 8 * size + 16
+    words = window * (features + 1) + 8 * size + 16  # the tail and the orbit
     words += 3 * size if analysis["lyapunov"] else 0  # the tangent
     if analysis["sharpness"]:  # the Lanczos basis
         words += (analysis["sharpness_iterations"] + 2) * size

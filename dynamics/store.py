@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import xarray as xr
+import zarr
 
 from dynamics.errors import ConfigError
 
@@ -171,8 +172,6 @@ class ChunkStore:
     """
 
     def __init__(self, path: str):
-        import zarr
-
         self.path = path
         self.group = zarr.open_group(path, mode="r+")
         self.chunk = int(self.group.attrs["chunk"])
@@ -184,8 +183,6 @@ class ChunkStore:
         ``arrays`` maps each result's name to an object with the ``shape`` (after
         the run axis) and ``dtype`` of one run's value.
         """
-        import zarr
-
         shutil.rmtree(path, ignore_errors=True)
         group = zarr.open_group(path, mode="w", zarr_format=3)
         group.attrs.update({"chunk": chunk, "runs": runs})

@@ -534,6 +534,8 @@ def _radius(exp):
     if reason is not None:
         raise ValueError(f"no closed-form boundary for '{exp.name}': {reason}")
 
+    optimizer = exp.config["optimizer"]
+    nesterov = bool(optimizer.get("nesterov"))
     result = np.empty(exp.n_runs)
     norms = np.linalg.norm(study.hessians, ord=2, axis=(1, 2))
     # In blocks of cells: a 4096 × 4096 sweep would otherwise hold a dozen
@@ -543,10 +545,8 @@ def _radius(exp):
         part = study._replace(rows=study.rows[runs])
         cells = _cells(exp, runs)
         gradients, starts = _starting_points(exp, cells)
-        optimizer = exp.config["optimizer"]
         # No momentum is β = 0, where all three forms are gradient descent.
         momentum = _column(cells, "optimizer.momentum", optimizer["momentum"] or 0.0)
-        nesterov = bool(optimizer.get("nesterov"))
         rates = _rates(exp, cells, study.groups)
         floor = (
             64
