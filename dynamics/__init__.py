@@ -31,6 +31,7 @@ _EXPORTS = {
     "plot_cost_tangent": "dynamics.figures",
     "plot_descent_path": "dynamics.figures",
     "plot_stability_map": "dynamics.figures",
+    "Style": "dynamics.figures",
     "plot_period_map": "dynamics.diagrams",
     "plot_bifurcation": "dynamics.diagrams",
     "plot_basin_map": "dynamics.diagrams",

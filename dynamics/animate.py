@@ -237,7 +237,7 @@ def animate_zoom(
         ds.attrs["name"] = (
             f"{exp.name}, zoom ×{ds.attrs['magnification']:.4g}: window {widths}"
         )
-        fig = figures.plot_stability_map(ds)
+        fig = figures.plot_stability_map(ds, style=figures.Style())
         # One layout for every frame, so that the map stays put.
         fig.set_layout_engine("none")
         ax = fig.axes[0]

@@ -30,6 +30,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dynamics.classify import Regime
+from dynamics.figures import Style
 
 #: Fewest boxes across the shortest side at the largest default box side.
 MIN_BOXES = 8
@@ -120,24 +121,32 @@ def fractal_dimension(
     )
 
 
-def plot_box_counts(dimension: Dimension) -> Figure:
+def plot_box_counts(dimension: Dimension, *, style: Style | None = None) -> Figure:
     """The box counts against box side on log-log axes, with the fitted line.
 
     The title gives the dimension and its interval; the line is the fit over
-    every box side, with slope minus the dimension.
+    every box side, with slope minus the dimension. ``style`` is a
+    :class:`dynamics.figures.Style` (default: the default style).
     """
+    style = Style.of(None, style)
+    with style.context():
+        return _draw_box_counts(dimension, style)
+
+
+def _draw_box_counts(dimension, style):
+    colours = style.colours
     sizes = np.asarray(dimension.sizes, dtype=float)
     counts = np.asarray(dimension.counts, dtype=float)
     # The least-squares line with the fitted slope passes through the centroid.
     intercept = np.mean(np.log(counts) + dimension.value * np.log(sizes))
 
-    fig = Figure(figsize=(6.0, 4.4), layout="constrained")
+    fig = style.figure(4.4 / 6.0, narrow_aspect=1.0)
     ax = fig.add_subplot()
     span = np.array([sizes[0] / 1.3, sizes[-1] * 1.3])
     ax.plot(
         span,
         np.exp(intercept) * span**-dimension.value,
-        color="#D55E00",
+        color=colours.accent,
         lw=1.5,
         ls="--",
         label=f"fit over all sides: slope {-dimension.value:.3f}",
@@ -146,7 +155,7 @@ def plot_box_counts(dimension: Dimension) -> Figure:
         sizes,
         counts,
         "o",
-        color="#0072B2",
+        color=colours.line,
         ms=7,
         zorder=3,
         label="boxes holding both labels",
@@ -159,12 +168,19 @@ def plot_box_counts(dimension: Dimension) -> Figure:
     )
     ax.set_ylabel(f"N(s): {what} holding both labels")
     ax.set_title(f"box-counting dimension {dimension}", loc="left")
-    ax.legend(
-        loc="upper right",
-        frameon=False,
-        title=f"in brackets: the fits over ≥ {MIN_SCALES} consecutive sides",
-        title_fontsize=8,
-    )
+    note = f"in brackets: the fits over ≥ {MIN_SCALES} consecutive sides"
+    if style.narrow:
+        fig.legend(
+            loc="outside lower center",
+            frameon=False,
+            fontsize=style.small,
+            title=note,
+            title_fontsize=style.small,
+        )
+    else:
+        ax.legend(
+            loc="upper right", frameon=False, title=note, title_fontsize=style.small
+        )
     return fig
 
 

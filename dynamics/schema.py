@@ -20,6 +20,14 @@ from dynamics.optimizers import OPTIMIZERS, SCHEDULES
 
 DTYPES = ("float32", "float64")
 FIGURE_FORMATS = ("png", "svg", "pdf")
+#: Named figure sizes (one journal column, the full text width); see
+#: dynamics.figures.WIDTHS.
+FIGURE_SIZES = ("single", "double")
+#: Colour-blind-safe palettes; see dynamics.figures.PALETTES.
+FIGURE_PALETTES = ("okabe_ito", "tol_bright", "tol_muted")
+#: Figure sides in inches, and font sizes in points, that are accepted.
+FIGURE_INCHES = (1.0, 30.0)
+FIGURE_POINTS = (4.0, 36.0)
 TOP_KEYS = (
     "name",
     "objective",
@@ -372,10 +380,75 @@ class _Checker:
     def figures(self, data):
         path = ("figures",)
         section = self.section(data, path, required=False)
-        self.keys(section, path, ("format", "dpi"))
+        self.keys(section, path, ("format", "dpi", "size", "palette", "font_size"))
+        inches, points = FIGURE_INCHES, FIGURE_POINTS
+
+        def within(bounds, what, unit):
+            def check(value):
+                if bounds[0] <= value <= bounds[1]:
+                    return None
+                return f"is not a {what}; use {bounds[0]:g} to {bounds[1]:g} {unit}"
+
+            return check
+
+        def formats():
+            # One format, or a list of them: each figure is written in each.
+            key = path + ("format",)
+            value = section.get("format") if isinstance(section, dict) else None
+            if not isinstance(value, list):
+                return self.choice(section, key, FIGURE_FORMATS, "png")
+            if not value:
+                self.problem(
+                    key,
+                    "is an empty list; give one or more of: "
+                    + ", ".join(FIGURE_FORMATS),
+                )
+                return "png"
+            chosen = [
+                self.choice({i: v}, key + (i,), FIGURE_FORMATS, None)
+                for i, v in enumerate(value)
+            ]
+            if len({str(v) for v in value}) < len(value):
+                self.problem(key, f"names a format twice: {value}")
+            return [fmt for fmt in chosen if fmt is not None] or "png"
+
+        def size():
+            # single, double or [width, height] in inches.
+            key = path + ("size",)
+            present, value = self.present(section, key, "double", False)
+            if not present:
+                return value
+            if isinstance(value, list) and len(value) == 2:
+                check = within(inches, "figure side", "inches")
+                sides = [
+                    self.number({i: v}, key + (i,), None, True, check)
+                    for i, v in enumerate(value)
+                ]
+                if all(side is not None and not check(side) for side in sides):
+                    return sides
+                return "double"
+            if value not in FIGURE_SIZES:
+                self.problem(
+                    key,
+                    "expected single, double or [width, height] in inches, "
+                    f"got {self.shown(key, value)}",
+                )
+                return "double"
+            return value
+
         return {
-            "format": self.choice(section, path + ("format",), FIGURE_FORMATS, "png"),
+            "format": formats(),
             "dpi": self.integer(section, path + ("dpi",), 150, 10, MAX_DPI),
+            "size": size(),
+            "palette": self.choice(
+                section, path + ("palette",), FIGURE_PALETTES, "okabe_ito"
+            ),
+            "font_size": self.number(
+                section,
+                path + ("font_size",),
+                None,
+                check=within(points, "font size", "points"),
+            ),
         }
 
     def build(self, config, axes):

@@ -457,21 +457,29 @@ def edge_of_stability(
     )
 
 
-def plot_edge_of_stability(eos: EdgeOfStability) -> "Figure":
+def plot_edge_of_stability(eos: EdgeOfStability, *, style=None) -> "Figure":
     """Loss (top) and sharpness (bottom) against step, with the threshold line.
 
     The loss axis is logarithmic when every finite loss is positive. The
-    threshold is a dashed line labelled with its formula and value.
+    threshold is a dashed line labelled with its formula and value. ``style``
+    is a :class:`dynamics.figures.Style` (default: the default style).
     """
     # Imported here so that the engine, which uses this module, loads no
     # plotting library.
-    from matplotlib.figure import Figure
+    from dynamics.figures import Style
 
-    fig = Figure(figsize=(7.2, 5.6), layout="constrained")
+    style = Style.of(None, style)
+    with style.context():
+        return _draw_edge_of_stability(eos, style)
+
+
+def _draw_edge_of_stability(eos, style):
+    colours = style.colours
+    fig = style.figure(5.6 / 7.2, narrow_aspect=1.05)
     ax_loss, ax_sharp = fig.subplots(2, 1, sharex=True)
 
     finite = np.isfinite(eos.loss)
-    ax_loss.plot(eos.step[finite], eos.loss[finite], color="#0072B2", lw=1.2)
+    ax_loss.plot(eos.step[finite], eos.loss[finite], color=colours.line, lw=1.2)
     shown = eos.loss[finite]
     # A log axis only where the loss spans a decade or more: over less, its
     # ticks are unreadable.
@@ -481,12 +489,12 @@ def plot_edge_of_stability(eos: EdgeOfStability) -> "Figure":
     ax_loss.set_title(eos.title or "edge of stability", loc="left")
 
     taken = np.isfinite(eos.sharpness)
-    style = "-" if taken.sum() > 60 else "-o"
+    line = "-" if taken.sum() > 60 else "-o"
     ax_sharp.plot(
         eos.step[taken],
         eos.sharpness[taken],
-        style,
-        color="#009E73",
+        line,
+        color=colours.extra,
         lw=1.2,
         ms=3,
         label="preconditioned sharpness λ₁(P⁻¹H)"
@@ -496,7 +504,7 @@ def plot_edge_of_stability(eos: EdgeOfStability) -> "Figure":
     if eos.threshold is not None:
         ax_sharp.axhline(
             eos.threshold,
-            color="#D55E00",
+            color=colours.accent,
             ls="--",
             lw=1.2,
             label=f"{eos.label} = {eos.threshold:.4g}",
@@ -505,5 +513,7 @@ def plot_edge_of_stability(eos: EdgeOfStability) -> "Figure":
         "preconditioned sharpness" if eos.preconditioned else "sharpness"
     )
     ax_sharp.set_xlabel("step")
-    ax_sharp.legend(loc="best", frameon=False)
+    ax_sharp.legend(
+        loc="best", frameon=False, fontsize=style.small if style.narrow else None
+    )
     return fig

@@ -285,9 +285,16 @@ def overlay(
 
 
 def plot_theory_overlay(
-    ds: xr.Dataset, exp: Experiment, x: str | None = None, y: str | None = None
+    ds: xr.Dataset,
+    exp: Experiment,
+    x: str | None = None,
+    y: str | None = None,
+    *,
+    style: figures.Style | None = None,
 ) -> Figure:
     """The stability map with the theory's boundary and its agreement share.
+
+    ``style`` defaults to the one in the config stored in ``ds``.
 
     >>> from dynamics.config import load_config
     >>> from dynamics.results import to_dataset
@@ -311,9 +318,11 @@ def plot_theory_overlay(
     agree = round(share * cells)
     # Rounded down, so that a single disagreement never reads as 100 %.
     percent = math.floor(1000 * agree / cells) / 10
-    fig = figures.plot_stability_map(ds, x=x, y=y)
+    style = figures.Style.of(ds, style)
+    fig = figures.plot_stability_map(ds, x=x, y=y, style=style)
     note = f"agrees on {agree:,} of {cells:,} cells ({percent:.1f} %)"
-    overlay(fig.axes[0], ds, exp, radius=rho, x=x, y=y, note=note)
+    with style.context():
+        overlay(fig.axes[0], ds, exp, radius=rho, x=x, y=y, note=note)
     return fig
 
 
@@ -785,15 +794,5 @@ def _add_legend(ax, artists, values, note):
     if note:
         handles.append(Line2D([], [], linestyle="none"))
         labels.append(note)
-    current = ax.get_legend()
-    if current is not None:
-        # A new legend replaces the axes' legend; keep the map's as an artist.
-        ax.add_artist(current)
-    ax.legend(
-        handles=handles,
-        labels=labels,
-        loc="lower left",
-        bbox_to_anchor=(1.01, 0.0),
-        frameon=False,
-        handlelength=2.6,
-    )
+    # Beside the map under its legend, or in that legend when it is below.
+    figures.add_legend(ax, handles, labels, handlelength=2.6)

@@ -372,13 +372,22 @@ def refine(
     return state.dataset(final, view, attrs)
 
 
-def plot_refinement(ds: xr.Dataset) -> Figure:
+def plot_refinement(ds: xr.Dataset, *, style: figures.Style | None = None) -> Figure:
     """The refined map beside the cells that were simulated to draw it.
 
     Args:
       ds: a Dataset from :func:`refine` (it has a ``computed`` variable).
         Over more than two sweep axes, the first value of the others is shown.
+      style: size, font and palette; default from the config stored in ``ds``.
+        When narrow, the two maps are stacked.
     """
+    style = figures.Style.of(ds, style)
+    with style.context():
+        return _draw_refinement(ds, style)
+
+
+def _draw_refinement(ds, style):
+    classes_of = style.colours.classes()
     regime = ds["regime"]
     dims = list(regime.dims)
     x = dims[0]
@@ -391,7 +400,7 @@ def plot_refinement(ds: xr.Dataset) -> Figure:
     panels = [
         (
             classes,
-            [colour for _, colour in figures.CLASSES],
+            [colour for _, colour in classes_of],
             "regime",
         ),
         (
@@ -401,22 +410,25 @@ def plot_refinement(ds: xr.Dataset) -> Figure:
             f"({float(computed.mean()):.1%})",
         ),
     ]
-    fig = Figure(figsize=(11.0, 4.6), layout="constrained")
-    axes = fig.subplots(1, 2, sharex=True, sharey=True)
+    fig = style.figure(0.5, narrow_aspect=1.7)
+    shape = (2, 1) if style.narrow else (1, 2)
+    axes = fig.subplots(*shape, sharex=True, sharey=True)
     for ax, (data, colours, title) in zip(axes, panels, strict=True):
         figures.draw_cells(ax, data, x, y, colours)
-        ax.set_title(title, loc="left", fontsize=10)
+        ax.set_title(title, loc="left", fontsize=style.points)
+    if style.narrow:
+        axes[0].set_xlabel("")
     present = np.unique(np.asarray(panels[0][0]))
     fig.legend(
         handles=[
             Patch(facecolor=colour, edgecolor="0.4", linewidth=0.5, label=label)
-            for index, (label, colour) in enumerate(figures.CLASSES)
+            for index, (label, colour) in enumerate(classes_of)
             if index in present
         ],
         loc="outside lower center",
-        ncols=len(figures.CLASSES),
+        ncols=3 if style.narrow else len(classes_of),
         frameon=False,
-        fontsize=9,
+        fontsize=style.small if style.narrow else 0.9 * style.points,
     )
     coarse = " × ".join(str(n) for n in ds.attrs.get("coarse_resolution", []))
     final = " × ".join(str(n) for n in ds.attrs.get("effective_resolution", []))

@@ -59,15 +59,15 @@ def test_only_diverged_cell_is_drawn_top_right(corner):
     assert rows.size > 0
     assert rows.max() < height / 3 + 2 and cols.min() > 2 * width / 3 - 2
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "optimizer.learning_rate"
-    assert ax.get_ylabel() == "start.w"
+    assert ax.get_xlabel() == "learning rate α\noptimizer.learning_rate"
+    assert ax.get_ylabel() == "start w\nstart.w"
     assert ax.get_xlim()[0] < ax.get_xlim()[1] and ax.get_ylim()[0] < ax.get_ylim()[1]
 
 
 def test_swapping_the_sweep_order_swaps_the_axes(corner):
     swapped = corner.transpose("start.w", "optimizer.learning_rate", ...)
     fig = dynamics.plot_stability_map(swapped)
-    assert fig.axes[0].get_xlabel() == "start.w"
+    assert fig.axes[0].get_xlabel() == "start w\nstart.w"
     pixels = inside(fig, render(fig))
     rows, cols = np.nonzero((pixels == colour("diverged")).all(axis=-1))
     assert rows.max() < pixels.shape[0] / 3 + 2

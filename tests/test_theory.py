@@ -414,7 +414,7 @@ def test_overlay_contour_lies_at_lr_one(seed_map, tmp_path):
     assert isinstance(contour, ContourSet)
     vertices = np.concatenate([path.vertices for path in contour.get_paths()])
     # The learning rate is the first sweep key, on the horizontal axis.
-    assert ax.get_xlabel() == "optimizer.learning_rate"
+    assert ax.get_xlabel() == "learning rate α\noptimizer.learning_rate"
     assert vertices[:, 0] == pytest.approx(1.0, abs=1e-6)
     start = np.asarray(ds["start.w"])
     assert vertices[:, 1].min() == pytest.approx(start.min())
