@@ -5,6 +5,9 @@ dynamics zoom OUT [--window KEY=LOW:HIGH ...] [--center KEY=VALUE ... --factor F
               [--num N] [--dtype float64] [-o NEW] [--force]
               [--adaptive [--levels L] [--budget RUNS] [--margin M]]
 dynamics animate OUT|CONFIG [--zoom [--center KEY=VALUE ...] ...] [-o FILE]
+dynamics summary OUT [--json]
+dynamics report OUT [--html FILE] [--pdf FILE] [--force]
+dynamics explore CONFIG|OUT [key=value ...] [--save FILE]
 """
 
 import argparse
@@ -26,8 +29,9 @@ def main(argv=None) -> int:
     # Overrides may follow options (`run CONFIG -o OUT steps=5`), which plain
     # argparse refuses for a positional list: gather the leftovers here.
     args, extra = parser.parse_known_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     unknown = [item for item in extra if item.startswith("-") or "=" not in item]
-    if unknown or (extra and args.command != "run"):
+    if unknown or (extra and args.command not in ("run", "explore")):
         parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
     if extra:
         args.items = list(args.items) + extra
@@ -44,8 +48,13 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # the reader went away (`dynamics run | head`)
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("\ndynamics: interrupted; nothing was written", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        from dynamics.errors import Interrupted
+
+        said = str(err) if isinstance(err, Interrupted) else ""
+        print(
+            f"\ndynamics: {said or 'interrupted; nothing was written'}", file=sys.stderr
+        )
         return 130
 
 
@@ -75,10 +84,34 @@ def _parser():
         "--force", action="store_true", help="replace the output folder if it exists"
     )
     run.add_argument(
-        "--format",
-        choices=("png", "svg", "pdf"),
-        help="figure format (default: the config's, else png)",
+        "--restart",
+        action="store_true",
+        help="discard an unfinished sweep into the output folder instead of "
+        "resuming it",
     )
+    run.add_argument(
+        "--report",
+        action="store_true",
+        help="also write report.html and report.pdf into the output folder",
+    )
+    figures = run.add_argument_group(
+        "figures (each sets the config's figures.KEY, see the README)"
+    )
+    figures.add_argument(
+        "--format",
+        metavar="FMT[,FMT]",
+        help="png, svg or pdf, or several: pdf,png (default: the config's, else png)",
+    )
+    figures.add_argument("--dpi", metavar="N", help="dots per inch of PNG output")
+    figures.add_argument(
+        "--size",
+        metavar="SIZE",
+        help="single (one journal column), double, or WIDTH,HEIGHT in inches",
+    )
+    figures.add_argument(
+        "--palette", metavar="NAME", help="okabe_ito, tol_bright or tol_muted"
+    )
+    figures.add_argument("--font-size", metavar="PT", help="points")
     run.add_argument(
         "-q", "--quiet", action="store_true", help="print nothing but errors"
     )
@@ -113,7 +146,107 @@ def _parser():
     run.set_defaults(handler=_run)
     _zoom_parser(commands)
     _animate_parser(commands)
+    _summary_parser(commands)
+    _report_parser(commands)
+    _explore_parser(commands)
     return parser
+
+
+def _summary_parser(commands):
+    summary = commands.add_parser(
+        "summary",
+        help="runs per regime and the largest stable learning rate of a run",
+        description="Print the summary table of OUT (a folder `dynamics run` "
+        "wrote): runs and share per regime, the share converged, the sweep axes, "
+        "and the largest learning rate at which every run converged (per row of "
+        "a second swept hyperparameter). Reads the results a block at a time.",
+    )
+    summary.add_argument("source", metavar="OUT", help="a run folder")
+    summary.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    summary.set_defaults(handler=_summary)
+
+
+def _summary(args) -> int:
+    import json
+
+    from dynamics import report, store
+
+    if os.path.isdir(os.path.join(store.partial_path(args.source), store.CHUNKS)):
+        ds = store.load_unfinished(args.source)  # a stopped sweep: what is done
+    else:
+        ds = store.load(args.source)
+    table = report.summary_table(ds)
+    if args.json:
+        print(json.dumps(table, indent=2, allow_nan=False))
+    else:
+        print(report.format_table(table))
+    return 0
+
+
+def _report_parser(commands):
+    report = commands.add_parser(
+        "report",
+        help="one HTML file and one PDF with the config, provenance, summary "
+        "and every figure of a run",
+        description="Write OUT/report.html (self-contained: images embedded) and "
+        "OUT/report.pdf for OUT, a folder `dynamics run` wrote.",
+    )
+    report.add_argument("source", metavar="OUT", help="a run folder")
+    report.add_argument("--html", metavar="FILE", help="default: OUT/report.html")
+    report.add_argument("--pdf", metavar="FILE", help="default: OUT/report.pdf")
+    report.add_argument(
+        "--force", action="store_true", help="replace an earlier report"
+    )
+    report.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing but errors"
+    )
+    report.set_defaults(handler=_report_command)
+
+
+def _report_command(args) -> int:
+    from dynamics import report
+
+    with _plain_warnings():
+        html, pdf = report.write_report(
+            args.source, html=args.html, pdf=args.pdf, force=args.force
+        )
+    if not args.quiet:
+        print(f"Wrote {html}\nWrote {pdf}")
+    return 0
+
+
+def _explore_parser(commands):
+    explore = commands.add_parser(
+        "explore",
+        help="a window with the map, the cost curve and sliders for start, "
+        "learning rate and steps",
+        description="Open a matplotlib window for CONFIG (a YAML file) or OUT (a "
+        "folder `dynamics run` wrote): the stability map beside the cost curve or "
+        "contours, sliders for the start, the learning rate and the steps that "
+        "redraw the descent path, and a click on a map cell shows that run.",
+    )
+    explore.add_argument("source", metavar="CONFIG|OUT")
+    explore.add_argument(
+        "items",
+        nargs="*",
+        metavar="key=value",
+        help="overrides of CONFIG's values, as for dynamics run",
+    )
+    explore.add_argument(
+        "--save",
+        metavar="FILE",
+        help="write the window's first view to FILE instead of opening it "
+        "(for machines without a screen)",
+    )
+    explore.set_defaults(handler=_explore)
+
+
+def _explore(args) -> int:
+    from dynamics import explore
+
+    with _plain_warnings():
+        explore.show(args.source, args.items, save=args.save)
+    return 0
 
 
 def _run(args) -> int:
@@ -121,7 +254,8 @@ def _run(args) -> int:
     from dynamics.errors import ConfigError
 
     paths = [item for item in args.items if "=" not in item]
-    overrides = [item for item in args.items if "=" in item]
+    overrides = [item for item in args.items if "=" in item] + _figure_flags(args)
+    formats = None if args.format is None else _formats(args.format)
     if len(paths) > 1:
         raise ConfigError(
             f"give one config file, not {len(paths)}: "
@@ -158,24 +292,26 @@ def _run(args) -> int:
         exp, problem = None, str(err)  # the others must hear of it
     out = _default_out(exp.name) if args.out is None else args.out
     meter = None if args.quiet or index else _Meter(time.perf_counter())
-    with _plain_warnings():
+    options = {
+        "force": args.force,
+        "restart": args.restart,
+        "progress": meter,
+        "figure_format": formats,
+        "command": _command(args.argv),
+    }
+    with _plain_warnings(), _stop_on_sigterm():
         if count > 1:
-            ds = distributed.run(
-                exp,
-                out,
-                force=args.force,
-                progress=meter,
-                figure_format=args.format,
-                problem=problem,
-            )
+            ds = distributed.run(exp, out, problem=problem, **options)
         else:
-            ds = api.run(
-                exp, out, force=args.force, progress=meter, figure_format=args.format
-            )
+            ds = api.run(exp, out, **options)
     if meter:
         meter.close()
     if index:
         return 0
+    if args.report:
+        from dynamics import report
+
+        report.write_report(out, force=True)  # a new run's report is its own
     if not args.quiet:
         print(
             _report(exp, ds, results.summarize(ds), out, time.perf_counter() - started)
@@ -499,9 +635,16 @@ def _zoom(args) -> int:
                 with open(path, "w", encoding="utf-8") as handle:
                     handle.write(ds.attrs["config"])
                 api.write_figures(exp, ds, folder)
-                zooming.plot_refinement(ds).savefig(
-                    os.path.join(folder, "refinement.png"),
-                    dpi=exp.config["figures"]["dpi"],
+                from dynamics import figures
+
+                figures.save_all(
+                    zooming.plot_refinement(ds),
+                    folder,
+                    "refinement",
+                    exp.config["figures"]["format"],
+                    exp.config["figures"]["dpi"],
+                    ds.attrs["config"],
+                    metadata=api.figure_metadata(ds),
                 )
             ds = store.load(out)
     if meter:
@@ -513,13 +656,71 @@ def _zoom(args) -> int:
     return 0
 
 
+def _figure_flags(args):
+    """The figure flags of ``run``, as overrides the config's schema checks."""
+    size = args.size
+    if size is not None and "," in size:
+        size = f"[{size}]"
+    flags = {"dpi": args.dpi, "size": size, "palette": args.palette}
+    flags["font_size"] = args.font_size
+    return [f"figures.{key}={value}" for key, value in flags.items() if value]
+
+
+def _formats(text):
+    from dynamics.errors import ConfigError
+    from dynamics.schema import FIGURE_FORMATS
+
+    formats = [part.strip() for part in text.split(",")]
+    for fmt in formats:
+        if fmt not in FIGURE_FORMATS:
+            raise ConfigError(
+                f"--format {text}: '{fmt}' is not one of "
+                f"{', '.join(FIGURE_FORMATS)}; give one, or several as pdf,png"
+            )
+    if len(set(formats)) < len(formats):
+        raise ConfigError(f"--format {text}: give each format once")
+    return formats[0] if len(formats) == 1 else formats
+
+
+def _command(argv):
+    """The command line as typed: ``dynamics`` and its arguments."""
+    import shlex
+
+    return shlex.join(["dynamics", *argv])
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """SIGTERM (a scheduler's notice, ``kill``) stops a run as Ctrl-C does:
+    the finished chunks stay saved for a resume."""
+    import signal
+
+    def stop(number, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def _plain_warnings():
     """The library's warnings to the user, as one plain line each on stderr."""
     from dynamics import api
     from dynamics import zoom as zooming
 
-    shown = (zooming.ResolutionWarning, zooming.BudgetWarning, api.FigureWarning)
+    shown = (
+        zooming.ResolutionWarning,
+        zooming.BudgetWarning,
+        api.FigureWarning,
+        api.ResumeNotice,
+    )
     original = warnings.showwarning
     said = set()
 

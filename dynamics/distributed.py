@@ -1,16 +1,17 @@
 """One sweep over several processes or hosts, through ``jax.distributed``.
 
 Every process runs the same command. JAX's coordination service joins them
-(:func:`initialize`); each process then runs its share of the sweep's chunks
-(chunk ``i`` goes to process ``i mod count``) on its own devices and writes
-them into one :class:`~dynamics.store.ChunkStore` beside the output folder,
-on a file system every host sees. Once every chunk is in, process 0 reads the
-store and writes the run directory exactly as a single process would, and
-removes the store. The chunks are the engine's own, so the merged results
-equal a single-process run's, value for value. At each step (config,
-preparation, chunks) the processes agree (:func:`agree`): one given another
-config or output, or one that fails, stops them all rather than leaving the
-others waiting.
+(:func:`initialize`); each process then runs its share of the chunks the
+sweep still lacks (the ``i``-th missing chunk goes to process ``i mod count``)
+on its own devices and writes them into the sweep's
+:class:`~dynamics.store.ChunkStore` beside the output folder, on a file
+system every host sees: the same store a single process writes, so a sweep
+stopped on one machine resumes on many, and back. Once every chunk is in,
+process 0 writes the run directory exactly as a single process would. The
+chunks are the engine's own, so the merged results equal a single-process
+run's, value for value. At each step (config, preparation, chunks) the
+processes agree (:func:`agree`): one given another config or output, or one
+that fails, stops them all rather than leaving the others waiting.
 
 Launch (two hosts; the same on each, with its own ``--process-id``)::
 
@@ -25,13 +26,11 @@ Open MPI, Kubernetes).
 
 import hashlib
 import os
-import shutil
-import time
 
 import jax
 import numpy as np
 
-from dynamics import engine, results, store, theory, zoom
+from dynamics import engine, store, zoom
 from dynamics.errors import ConfigError
 
 #: How long a process waits for the others to join, in seconds.
@@ -122,7 +121,17 @@ def agree(ok: bool, problem: str, what: str, fingerprint: str = "") -> None:
         )
 
 
-def run(exp, out, *, force=False, progress=None, figure_format=None, problem=None):
+def run(
+    exp,
+    out,
+    *,
+    force=False,
+    restart=False,
+    progress=None,
+    figure_format=None,
+    problem=None,
+    command=None,
+):
     """Runs ``exp`` as this process's share of a multi-process sweep.
 
     ``problem`` is this process's error with its config, if it had one: the
@@ -135,30 +144,30 @@ def run(exp, out, *, force=False, progress=None, figure_format=None, problem=Non
 
     index, count = jax.process_index(), jax.process_count()
     path = os.path.abspath(out)
-    parts = os.path.join(
-        os.path.dirname(path), f".{os.path.basename(path)}.chunks.zarr"
-    )
-    same = "" if exp is None else f"{exp.to_yaml()}\n{path}\n{force}"
+    same = "" if exp is None else f"{exp.to_yaml()}\n{path}\n{force}\n{restart}"
     agree(problem is None, problem or "", "checking its config", same)
 
-    problem = None
+    problem = unfinished = None
     if index == 0:
         zoom.warn_resolution(exp)
         try:
-            store.check_writable(out, force)
-            chunk, _ = engine.chunks(exp)
-            store.ChunkStore.create(parts, exp.n_runs, chunk, engine.outputs(exp))
+            unfinished = api.begin(
+                exp, out, force=force, restart=restart, command=command
+            )
         except ConfigError as err:
             problem = str(err)
     agree(problem is None, problem or "", "preparing the run")
 
-    started = time.perf_counter()
+    chunks = store.ChunkStore(os.path.join(store.partial_path(out), store.CHUNKS))
+    missing = chunks.missing()
+    # Read before anyone writes: every process must split the same list.
+    agree(True, "", "reading the store", ",".join(map(str, missing)))
     try:
-        chunks = store.ChunkStore(parts)
         engine.simulate(
             exp,
             progress=progress,
-            share=(index, count),
+            chunk=chunks.chunk,
+            only=missing[index::count],
             sink=lambda number, piece: chunks.write(number, piece, index),
         )
         problem = None
@@ -169,17 +178,9 @@ def run(exp, out, *, force=False, progress=None, figure_format=None, problem=Non
     ds = None
     try:
         if index == 0:
-            summary = chunks.read()
-            elapsed = round(time.perf_counter() - started, 3)
             shares = np.bincount(chunks.marks(), minlength=count).tolist()
-            attrs = {
-                "wall_seconds": elapsed,
-                "processes": count,
-                "chunks_per_process": shares,
-            }
-            ds = theory.attach(results.to_dataset(exp, summary, attrs), exp)
-            ds = api.save_run(exp, ds, out, force=force, figure_format=figure_format)
-            shutil.rmtree(parts, ignore_errors=True)
+            attrs = {"processes": count, "chunks_per_process": shares}
+            ds = api.finish(exp, unfinished, figure_format=figure_format, attrs=attrs)
     finally:
         # Even when process 0 fails to write, the others are let go.
         multihost_utils.sync_global_devices("dynamics: run saved")

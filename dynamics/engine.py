@@ -21,7 +21,7 @@ import copy
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -103,6 +103,8 @@ def simulate(
     points: dict[str, np.ndarray] | None = None,
     share: tuple[int, int] = (0, 1),
     sink: Callable[[int, dict], None] | None = None,
+    chunk: int | None = None,
+    only: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray] | None:
     """Runs every point of the sweep and returns per-run summaries.
 
@@ -115,6 +117,10 @@ def simulate(
         … of the sweep (one process's share of a multi-process run).
       sink: if given, called as ``sink(chunk_index, summaries)`` with each
         chunk's results instead of collecting them; then returns ``None``.
+      chunk: runs per chunk (default: :func:`chunks`); a resumed sweep keeps
+        the chunks it was stored in.
+      only: run only the chunks with these numbers (those a resumed sweep
+        still lacks).
 
     The runs of each chunk are sharded over every local device
     (``jax.local_devices()``); the results do not depend on how many there
@@ -131,14 +137,16 @@ def simulate(
     dtype = np.dtype(exp.dtype)
     columns = None if points is None else _points(exp, points)
     total = len(next(iter(columns.values()))) if columns else exp.n_runs
-    chunk = _chunk(exp, total)
-    program, sharding = _compiled(exp, chunk)
+    chunk = chunk or _chunk(exp, total)
+    padded = _on_devices(chunk)
+    program, sharding = _compiled(exp, padded)
     results = {}
     index, count = share
+    wanted = None if only is None else set(only)
     mine = [
         (number, begin)
         for number, begin in enumerate(range(0, total, chunk))
-        if number % count == index
+        if number % count == index and (wanted is None or number in wanted)
     ]
     todo = sum(min(chunk, total - begin) for _, begin in mine)
     done = 0
@@ -151,10 +159,10 @@ def simulate(
                 else {key: column[runs] for key, column in columns.items()}
             )
             block = {
-                key: _padded(value.astype(dtype), chunk)
+                key: _padded(value.astype(dtype), padded)
                 for key, value in values.items()
             }
-            block[_RUN] = _padded(runs.astype(np.int32), chunk)
+            block[_RUN] = _padded(runs.astype(np.int32), padded)
             piece = jax.device_get(program(jax.device_put(block, sharding)))
             size = min(chunk, total - begin)
             piece = {name: value[:size] for name, value in piece.items()}
@@ -204,10 +212,14 @@ def chunks(exp: Experiment) -> tuple[int, int]:
 
 
 def _chunk(exp, total):
+    return _on_devices(chunk_size(exp, total))
+
+
+def _on_devices(chunk):
     # Every chunk is split evenly over the local devices: round it up to a
     # multiple of their count (the padding repeats the last run).
     devices = len(jax.local_devices())
-    return -(-chunk_size(exp, total) // devices) * devices
+    return -(-chunk // devices) * devices
 
 
 def _compiled(exp, chunk):

@@ -17,3 +17,10 @@ class ConfigError(ValueError):
             problems = [problems]
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM after saving what it had finished.
+
+    The message says how much is saved, where, and how to resume.
+    """

@@ -48,7 +48,7 @@ MEASURED = {
     "dimension of basin_minimum); -1 if it did not converge",
 }
 
-_PACKAGES = ("dynamics", "jax", "jaxlib", "numpy", "optax", "xarray")
+_PACKAGES = ("dynamics", "jax", "jaxlib", "numpy", "optax", "xarray", "zarr")
 
 
 def to_dataset(exp: Experiment, summary: dict, attrs: dict | None = None) -> xr.Dataset:
@@ -127,11 +127,19 @@ def _basins(exp, summary, dims, shape):
 
 
 def provenance(exp: Experiment) -> dict:
-    """Everything needed to trace a result back: config, versions, devices."""
+    """Everything needed to trace a result back: config, versions, devices.
+
+    ``config_hash`` is :func:`dynamics.store.config_hash` of the config: equal
+    for configs that give equal results, whatever their name or figures.
+    """
+    from dynamics import store
+
     devices = jax.devices()
+    config = exp.to_yaml()
     attrs = {
         "name": exp.name,
-        "config": exp.to_yaml(),
+        "config": config,
+        "config_hash": store.config_hash(config),
         "dtype": exp.dtype,
         "device_count": len(devices),
         "devices": ", ".join(sorted({str(d.device_kind) for d in devices})),

@@ -164,3 +164,33 @@ def test_several_processes_need_an_output(tmp_path):
     assert done.returncode == 2
     assert "needs -o" in done.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_two_processes_resume_a_sweep_one_process_left(tmp_path):
+    out = str(tmp_path / "two")
+    env = dict(os.environ, DYNAMICS_FAULT="pause-before-mark:3")
+    alone = subprocess.Popen(
+        [sys.executable, "-m", "dynamics", "run", "-o", out, *SWEEP],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in alone.stderr:
+        if "chunk 3 written, not marked" in line:
+            break
+    alone.kill()
+    alone.communicate(timeout=60)
+
+    port = _free_port()
+    processes = [_launch(out, i, port) for i in (0, 1)]
+    for code, err in _finish(processes):
+        assert code == 0, err[-2000:]
+    merged = store.load(out)
+    single = api.run(None, str(tmp_path / "one"), overrides=SWEEP)
+    for name in single.data_vars:
+        a, b = single[name].values, merged[name].values
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
+    # Chunks 0-2 were done alone; of the missing 3-6, each process took two.
+    assert list(merged.attrs["chunks_per_process"]) == [5, 2]
+    assert merged.attrs["resumed"] == 1

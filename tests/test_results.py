@@ -206,7 +206,9 @@ def test_two_runs_cannot_take_the_same_output(small, tmp_path):
     out = tmp_path / "run"
 
     def second_run(done, total):
-        with pytest.raises(dynamics.ConfigError, match="already exists"):
+        with pytest.raises(
+            dynamics.ConfigError, match="is being written by another run right now"
+        ):
             dynamics.run(small, str(out))
 
     dynamics.run(small, str(out), progress=second_run)

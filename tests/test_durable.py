@@ -1,0 +1,301 @@
+"""Results that survive a kill: chunk by chunk, done marks, resume, provenance.
+
+A real `dynamics run` process is killed (SIGKILL, SIGINT, SIGTERM) in the
+middle of a sweep; the store it leaves must open with every finished chunk
+intact and none half-written, and running the same command again must give
+exactly the uninterrupted result.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+import zarr
+
+from dynamics import api, cli, store
+from dynamics.errors import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "configs", "seed_quadratic.yaml")
+# 60 × 40 = 2400 runs in 10 chunks of 256 (the last one 96).
+SWEEP = [
+    "sweep.optimizer.learning_rate.num=60",
+    "sweep.start.w.num=40",
+    "chunk_size=256",
+]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run, flat per run as the store keeps it."""
+    out = str(tmp_path_factory.mktemp("reference") / "run")
+    return api.run(CONFIG, out, overrides=SWEEP).load()
+
+
+def _start(out, *extra, fault=None):
+    env = dict(os.environ)
+    if fault is not None:
+        env["DYNAMICS_FAULT"] = fault
+    return subprocess.Popen(
+        [sys.executable, "-m", "dynamics", "run", CONFIG, *SWEEP, "-o", out, *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(process, text, seconds=120):
+    """Reads the process's stderr until a line holds ``text``."""
+    deadline = time.monotonic() + seconds
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line and process.poll() is not None:
+            break
+        lines.append(line)
+        if text in line:
+            return
+    process.kill()
+    pytest.fail(f"never saw {text!r}; stderr: {''.join(lines)}")
+
+
+def _stop(process, signal_number):
+    """Sends the signal, waits for the end; the rest of stderr."""
+    process.send_signal(signal_number)
+    _, err = process.communicate(timeout=60)
+    return err
+
+
+def _chunks(out):
+    return os.path.join(store.partial_path(out), store.CHUNKS)
+
+
+def _assert_same(ds, reference):
+    assert set(ds.data_vars) == set(reference.data_vars)
+    for name in reference.variables:
+        np.testing.assert_array_equal(ds[name].values, reference[name].values, name)
+
+
+def test_sigkill_between_a_chunks_data_and_its_mark_loses_nothing(tmp_path, reference):
+    out = str(tmp_path / "run")
+    process = _start(out, fault="pause-before-mark:4")
+    _wait_for(process, "chunk 4 written, not marked")
+    _stop(process, signal.SIGKILL)
+
+    # The store opens as it is, in xarray, without help.
+    partial = xr.open_zarr(_chunks(out))
+    done = partial["done"].values
+    assert done.tolist() == [1, 1, 1, 1] + [0] * 6  # chunk 4 is not counted
+    flat = {
+        name: reference[name].values.reshape(-1) for name in ("regime", "final_loss")
+    }
+    for number in range(4):
+        runs = slice(256 * number, 256 * (number + 1))
+        for name, values in flat.items():
+            np.testing.assert_array_equal(partial[name].values[runs], values[runs])
+    with pytest.raises(ConfigError, match=r"stopped with 4 of 10 chunks"):
+        api.load(out)
+
+    with pytest.warns(api.ResumeNotice, match="4 of 10 chunks were done"):
+        ds = api.run(CONFIG, out, overrides=SWEEP)
+    _assert_same(ds, reference)
+    assert ds.attrs["resumed"] == 1
+    assert not os.path.exists(store.partial_path(out))
+
+
+def test_sigkill_at_any_instant_leaves_finished_chunks_intact(tmp_path, reference):
+    out = str(tmp_path / "run")
+    # Long runs, so that the kill lands while chunks are still being computed.
+    process = _start(out, fault="slow:0.2")
+    chunks = _chunks(out)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if os.path.isdir(chunks) and (store.ChunkStore(chunks).marks() >= 0).sum() >= 2:
+            break
+        time.sleep(0.05)
+    _stop(process, signal.SIGKILL)
+
+    marks = store.ChunkStore(chunks).marks()
+    finished = np.flatnonzero(marks >= 0)
+    assert 2 <= len(finished) < 10
+    partial = xr.open_zarr(chunks)
+    regime = reference["regime"].values.reshape(-1)
+    for number in finished:
+        runs = slice(256 * number, 256 * (number + 1))
+        np.testing.assert_array_equal(partial["regime"].values[runs], regime[runs])
+
+    with pytest.warns(api.ResumeNotice):
+        ds = api.run(CONFIG, out, overrides=SWEEP)
+    _assert_same(ds, reference)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_cleanly_and_say_how_to_resume(tmp_path, stop):
+    out = str(tmp_path / "run")
+    process = _start(out, fault="pause-before-mark:3")
+    _wait_for(process, "chunk 3 written, not marked")
+    err = _stop(process, stop)
+    assert process.returncode == 130
+    assert "Traceback" not in err
+    assert (
+        f"interrupted; 3 of 10 chunks of runs are saved in {store.partial_path(out)}; "
+        "run the same command again to resume"
+    ) in err
+    assert store.ChunkStore(_chunks(out)).missing() == list(range(3, 10))
+
+
+def test_another_config_is_refused_saying_what_differs(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    unfinished = api.begin(api.load_config(CONFIG, SWEEP), out)
+    unfinished.chunks.write(0, _piece(unfinished.chunks, 0))
+    unfinished.lock.close()  # as if that process had died
+    before = _snapshot(store.partial_path(out))
+
+    code = cli.main(["run", CONFIG, *SWEEP, "steps=300", "-o", out])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"dynamics: error: output '{out}' has an unfinished sweep of another config "
+        f"(steps: 200 -> 300), with 1 chunks done in {store.partial_path(out)}; run "
+        "that config again to finish it, pass --restart to discard it, or choose "
+        "another -o\n"
+    )
+    assert _snapshot(store.partial_path(out)) == before  # nothing touched
+
+    # A name or a figure setting does not change the results: that resumes.
+    with pytest.warns(api.ResumeNotice, match="1 of 10 chunks were done"):
+        same = api.begin(
+            api.load_config(CONFIG, [*SWEEP, "name=other", "figures.dpi=90"]), out
+        )
+    assert same.resumed == 1
+    # While that one lives, a second run into the same output is refused.
+    with pytest.raises(ConfigError, match="is being written by another run"):
+        api.begin(api.load_config(CONFIG, SWEEP), out)
+    same.lock.close()
+    # --restart starts again from nothing.
+    again = api.begin(api.load_config(CONFIG, [*SWEEP, "steps=300"]), out, restart=True)
+    assert again.resumed == 0 and again.chunks.missing() == list(range(10))
+    again.lock.close()
+
+
+def test_config_hash_ignores_order_comments_and_name_but_not_values():
+    a = api.load_config(CONFIG, SWEEP).to_yaml()
+    b = api.load_config(CONFIG, [*SWEEP, "name=x"]).to_yaml()
+    c = api.load_config(CONFIG, [*SWEEP, "classify.rtol=1e-5"]).to_yaml()
+    data = yaml.safe_load(a)
+    reordered = "# a comment\n" + yaml.safe_dump(dict(reversed(data.items())))
+    assert store.config_hash(a) == store.config_hash(b) == store.config_hash(reordered)
+    assert store.config_hash(a) != store.config_hash(c)
+    assert store.differences(a, c) == ["classify.rtol: 0.0001 -> 1e-05"]
+
+
+def test_provenance_is_recorded(reference):
+    attrs = reference.attrs
+    for key in ("jax", "jaxlib", "numpy", "optax", "xarray", "zarr", "dynamics"):
+        assert attrs[f"{key}_version"] not in ("", "unknown"), key
+    assert attrs["config_hash"] == store.config_hash(attrs["config"])
+    assert attrs["dtype"] == "float32"
+    assert attrs["device_count"] >= 1 and attrs["devices"]
+    assert attrs["started"] <= attrs["ended"]
+    assert "pytest" in attrs["command"] or "dynamics" in attrs["command"]
+
+
+def test_command_line_is_recorded(tmp_path):
+    out = str(tmp_path / "run")
+    assert cli.main(["run", CONFIG, "-q", "steps=20", "-o", out, *SWEEP[:2]]) == 0
+    command = api.load(out).attrs["command"]
+    assert command.startswith("dynamics run ") and "steps=20" in command
+
+
+def test_a_large_map_is_read_only_where_it_is_sliced(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "TILE", 1000)
+    ds = xr.Dataset(
+        {
+            "regime": (
+                ("a", "b"),
+                np.arange(200 * 100, dtype=np.int32).reshape(200, 100),
+            )
+        },
+        coords={"a": np.arange(200), "b": np.arange(100)},
+    )
+    os.mkdir(tmp_path / "run")
+    store.save(ds, str(tmp_path / "run"))
+    assert zarr.open_array(str(tmp_path / "run" / store.RESULTS / "regime")).chunks == (
+        10,
+        100,
+    )
+
+    read = []
+    original = zarr.storage.LocalStore.get
+
+    async def counting(self, key, *args, **kwargs):
+        read.append(key)
+        return await original(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", counting)
+    loaded = api.load(str(tmp_path / "run"))
+    row = loaded["regime"].isel(a=slice(25, 28)).values
+    np.testing.assert_array_equal(row, ds["regime"].values[25:28])
+    tiles = [key for key in read if key.startswith("regime/") and "." not in key[7:8]]
+    assert tiles == ["regime/2.0"]  # one tile of twenty
+
+
+def _piece(chunks, number):
+    size = min(chunks.chunk, chunks.runs - number * chunks.chunk)
+    return {
+        name: np.zeros((size, *array.shape[1:]), array.dtype)
+        for name, array in chunks.group.arrays()
+        if name != "done"
+    }
+
+
+def _snapshot(folder):
+    found = {}
+    for where, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(where, name)
+            with open(path, "rb") as handle:
+                found[path] = handle.read()
+    return found
+
+
+def test_summary_of_a_stopped_sweep_counts_what_is_done(tmp_path, reference, capsys):
+    out = str(tmp_path / "run")
+    unfinished = api.begin(api.load_config(CONFIG, SWEEP), out)
+    regime = reference["regime"].values.reshape(-1)
+    for number in (0, 1, 2):
+        piece = _piece(unfinished.chunks, number)
+        piece["regime"] = regime[256 * number : 256 * (number + 1)]
+        unfinished.chunks.write(number, piece)
+    unfinished.lock.close()
+
+    assert cli.main(["summary", out, "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["complete"] is False
+    assert table["counts"]["not_run"] == 2400 - 3 * 256
+    assert table["counts"]["converged"] == int(np.sum(regime[: 3 * 256] == 0))
+    assert cli.main(["summary", out]) == 0
+    assert "1,632 of 2,400 runs have not run yet" in capsys.readouterr().out
+
+
+def test_summary_and_report_of_a_finished_run(tmp_path, reference, capsys):
+    out = str(tmp_path / "run")
+    assert cli.main(["run", CONFIG, "-q", *SWEEP, "-o", out, "--report"]) == 0
+    assert os.path.getsize(os.path.join(out, "report.pdf")) > 10_000
+    assert cli.main(["summary", out, "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["complete"] is True and table["total"] == 2400
+    assert table["counts"]["converged"] == int(np.sum(reference["regime"].values == 0))
+    # An existing report is kept unless --force.
+    assert cli.main(["report", out]) == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert cli.main(["report", out, "--force", "-q"]) == 0
