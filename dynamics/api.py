@@ -204,11 +204,9 @@ def _simulate(exp, progress):
 
 
 def _command():
-    """This process's command line, as a shell would take it."""
-    words = list(sys.argv)
-    if words and os.path.basename(words[0]) in ("dynamics", "__main__.py"):
-        words[0] = "dynamics"
-    return shlex.join(words)
+    """This process's command line, as a shell would take it: the
+    interpreter and its arguments (a script, ``-m module``, ``-c ...``)."""
+    return shlex.join(getattr(sys, "orig_argv", sys.argv))
 
 
 def write_figures(
