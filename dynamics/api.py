@@ -129,7 +129,8 @@ def begin(
         layout,
         force=force,
         restart=restart,
-        attrs={"command": command or _command()},
+        # The store is an output too: it says what made it, as the results do.
+        attrs=results.provenance(exp) | {"command": command or _command()},
     )
     if unfinished.resumed:
         total = len(unfinished.chunks.marks())

@@ -92,8 +92,11 @@ def test_sigkill_between_a_chunks_data_and_its_mark_loses_nothing(tmp_path, refe
     _wait_for(process, "chunk 4 written, not marked")
     _stop(process, signal.SIGKILL)
 
-    # The store opens as it is, in xarray, without help.
+    # The store opens as it is, in xarray, without help, and says what made it.
     partial = xr.open_zarr(_chunks(out))
+    assert partial.attrs["config_hash"] == reference.attrs["config_hash"]
+    assert partial.attrs["jax_version"] == reference.attrs["jax_version"]
+    assert partial.attrs["command"].startswith(f"dynamics run {CONFIG} ")
     done = partial["done"].values
     assert done.tolist() == [1, 1, 1, 1] + [0] * 6  # chunk 4 is not counted
     flat = {

@@ -1,7 +1,6 @@
 """Reports: the summary table, and the HTML and PDF of a run folder."""
 
 import base64
-import copy
 import json
 import os
 import shutil
@@ -16,21 +15,15 @@ from PIL import Image, ImageFilter
 import dynamics
 from dynamics import api, report, results, zoom
 from dynamics.errors import ConfigError
-from tests.conftest import SEED
 
 CONFIGS = os.path.join(os.path.dirname(__file__), os.pardir, "configs")
 
 
 @pytest.fixture(scope="module")
 def seed_run(tmp_path_factory):
-    """A small seed-quadratic run folder with its PNG figures."""
-    config = copy.deepcopy(SEED)
-    config["sweep"] = {
-        "optimizer.learning_rate": {"linspace": [0.01, 1.2], "num": 40},
-        "start.w": {"linspace": [-2.0, 6.0], "num": 20},
-    }
+    """The default run (`dynamics run` without a config), with its PNG figures."""
     out = str(tmp_path_factory.mktemp("report") / "seed")
-    dynamics.run(config, out=out)
+    dynamics.run(None, out=out)
     return out
 
 
@@ -65,7 +58,7 @@ def test_summary_table_agrees_with_summarize(seed_run):
     summary = results.summarize(ds)
 
     assert json.loads(json.dumps(table)) == table
-    assert table["total"] == summary.total == 800
+    assert table["total"] == summary.total == 240 * 161
     assert {key: table["counts"][key] for key in summary.counts} == summary.counts
     assert table["counts"]["converged"] > 0 and table["counts"]["diverged"] > 0
     oscillating = np.asarray(ds["regime"]) == 1
@@ -73,7 +66,7 @@ def test_summary_table_agrees_with_summarize(seed_run):
         np.sum(oscillating & (np.asarray(ds["period"]) >= 2))
     )
     assert table["counts"]["chaotic"] == int(np.sum(ds["chaotic"]))
-    assert table["converged_fraction"] == summary.counts["converged"] / 800
+    assert table["converged_fraction"] == summary.counts["converged"] / (240 * 161)
     stable = table["stable_lr"]
     assert (stable["axis"], stable["by"]) == ("optimizer.learning_rate", None)
     assert np.float32(stable["lr"]) == np.float32(summary.stable_lr)
@@ -81,8 +74,8 @@ def test_summary_table_agrees_with_summarize(seed_run):
     assert [
         (a["name"], a["size"], a["min"], a["max"], a["scale"]) for a in table["axes"]
     ] == [
-        ("optimizer.learning_rate", 40, 0.01, 1.2, "linear"),
-        ("start.w", 20, -2.0, 6.0, "linear"),
+        ("optimizer.learning_rate", 240, 0.01, 1.2, "linear"),
+        ("start.w", 161, -2.0, 6.0, "linear"),
     ]
     text = report.format_table(table)
     assert f"{summary.counts['converged']:>8,}" in text
@@ -123,23 +116,23 @@ def test_stable_learning_rate_per_momentum_is_heavy_ball_theory(momentum):
 
 def test_runs_not_run_are_counted(seed_run):
     ds = dynamics.load(seed_run).load()
-    ds["regime"][:3] = -1  # three learning rates × 20 starts never ran
+    ds["regime"][:3] = -1  # three learning rates × 161 starts never ran
     ds.attrs["complete"] = False
     table = report.summary_table(ds)
 
     assert table["complete"] is False
-    assert table["counts"]["not_run"] == 60
+    assert table["counts"]["not_run"] == 3 * 161
     assert (
         sum(
             table["counts"][r]
             for r in ("converged", "oscillating", "diverged", "stalled", "not_run")
         )
-        == 800
+        == 240 * 161
     )
     assert table["counts"] == results.summarize(ds).counts | {
         key: table["counts"][key] for key in ("periodic", "chaotic", "aperiodic")
     }
-    assert "60 of 800 runs have not run yet" in report.format_table(table)
+    assert "483 of 38,640 runs have not run yet" in report.format_table(table)
 
 
 class _Page(HTMLParser):
@@ -238,7 +231,7 @@ def test_pdf_shows_every_figure_on_its_own_page(seed_run, written):
             ((width / 72, height / 72), page.render(scale=scale).to_pil(), text)
         )
     names = figure_files(seed_run)
-    assert "seed" in pages[0][2] and "800 runs" in pages[0][2]
+    assert "seed" in pages[0][2] and "38,640 runs" in pages[0][2]
     assert "optimizer:" in pages[0][2]  # the config
 
     for name in names:
