@@ -1,5 +1,6 @@
 """The whole job in one call: config in, Dataset out, results and figures saved."""
 
+import contextlib
 import gc
 import os
 import shlex
@@ -77,7 +78,7 @@ def run(
     if out is None:
         return _simulate(exp, progress)
     unfinished = begin(exp, out, force=force, restart=restart, command=command)
-    try:
+    with stopping(unfinished):
         chunks = unfinished.chunks
         engine.simulate(
             exp,
@@ -86,12 +87,34 @@ def run(
             only=chunks.missing(),
             sink=chunks.write,
         )
-    except BaseException as err:
-        unfinished.lock.close()  # what is done stays; another run may resume it
-        if isinstance(err, KeyboardInterrupt):
-            raise Interrupted(f"interrupted; {unfinished.stopped()}") from None
+        return finish(exp, unfinished, figure_format=figure_format)
+
+
+@contextlib.contextmanager
+def stopping(unfinished: store.Unfinished):
+    """What a sweep that stops early says: how much is saved, and how to go on.
+
+    Ctrl-C (or SIGTERM, from the command line) becomes :class:`Interrupted`; a
+    disk that is full or cannot be written, a :class:`ConfigError` that says
+    so. Either way the finished chunks stay, and the lock is let go.
+    """
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        unfinished.release()
+        stopped = Interrupted(f"interrupted; {unfinished.stopped()}")
+        stopped.signal = getattr(err, "signal", None)
+        raise stopped from None
+    except OSError as err:
+        unfinished.release()
+        where = f" {err.filename}" if err.filename else ""
+        raise ConfigError(
+            f"cannot write{where}: {err.strerror or err}; {unfinished.stopped()} "
+            "once the disk has room (or is writable) again"
+        ) from None
+    except BaseException:
+        unfinished.release()
         raise
-    return finish(exp, unfinished, figure_format=figure_format)
 
 
 def _check_formats(figure_format):
@@ -134,9 +157,14 @@ def begin(
     )
     if unfinished.resumed:
         total = len(unfinished.chunks.marks())
+        rest = (
+            "writing the results"
+            if unfinished.resumed == total
+            else "computing the rest"
+        )
         warnings.warn(
             f"resuming the sweep into {out}: {unfinished.resumed} of {total} "
-            "chunks were done before; computing the rest",
+            f"chunks were done before; {rest}",
             ResumeNotice,
             stacklevel=3,
         )
@@ -281,14 +309,19 @@ PROVENANCE = (
     "config_hash",
     "started",
     "ended",
+    "resumed",
     "command",
     "dtype",
+    "device_count",
     "devices",
+    "platform",
     "dynamics_version",
     "jax_version",
     "jaxlib_version",
     "numpy_version",
     "optax_version",
+    "xarray_version",
+    "zarr_version",
 )
 
 

@@ -55,7 +55,11 @@ def main(argv=None) -> int:
         print(
             f"\ndynamics: {said or 'interrupted; nothing was written'}", file=sys.stderr
         )
-        return 130
+        return 128 + (getattr(err, "signal", None) or 2)  # 130 for Ctrl-C
+    except OSError as err:  # a file the user named that cannot be read or written
+        where = f"'{err.filename}': " if err.filename else ""
+        print(f"dynamics: error: {where}{err.strerror or err}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _parser():
@@ -238,12 +242,28 @@ def _explore_parser(commands):
         help="write the window's first view to FILE instead of opening it "
         "(for machines without a screen)",
     )
+    explore.add_argument(
+        "--force", action="store_true", help="with --save, replace FILE if it exists"
+    )
     explore.set_defaults(handler=_explore)
 
 
 def _explore(args) -> int:
     from dynamics import explore
+    from dynamics.errors import ConfigError
 
+    if args.save is not None:
+        if os.path.exists(args.save) and not args.force:
+            raise ConfigError(
+                f"--save {args.save}: the file exists; add --force to replace it"
+            )
+        parent = os.path.dirname(os.path.abspath(args.save))
+        if not os.path.isdir(parent):
+            raise ConfigError(
+                f"--save {args.save}: the folder '{parent}' does not exist"
+            )
+    elif args.force:
+        raise ConfigError("--force applies to --save; add --save FILE")
     with _plain_warnings():
         explore.show(args.source, args.items, save=args.save)
     return 0
@@ -255,7 +275,6 @@ def _run(args) -> int:
 
     paths = [item for item in args.items if "=" not in item]
     overrides = [item for item in args.items if "=" in item] + _figure_flags(args)
-    formats = None if args.format is None else _formats(args.format)
     if len(paths) > 1:
         raise ConfigError(
             f"give one config file, not {len(paths)}: "
@@ -296,14 +315,25 @@ def _run(args) -> int:
         "force": args.force,
         "restart": args.restart,
         "progress": meter,
-        "figure_format": formats,
         "command": _command(args.argv),
     }
-    with _plain_warnings(), _stop_on_sigterm():
-        if count > 1:
-            ds = distributed.run(exp, out, problem=problem, **options)
-        else:
-            ds = api.run(exp, out, **options)
+    from dynamics import store
+    from dynamics.errors import Interrupted
+
+    with _plain_warnings(), _stop_on_signals():
+        try:
+            if count > 1:
+                ds = distributed.run(exp, out, problem=problem, **options)
+            else:
+                ds = api.run(exp, out, **options)
+        except Interrupted as err:
+            if args.out is not None:
+                raise
+            # The default output is new each time: name the one to go on in.
+            said = str(err).replace(store.RESUME, f"{store.RESUME}, with -o {out}")
+            again = Interrupted(said)
+            again.signal = getattr(err, "signal", None)
+            raise again from None
     if meter:
         meter.close()
     if index:
@@ -663,6 +693,9 @@ def _figure_flags(args):
         size = f"[{size}]"
     flags = {"dpi": args.dpi, "size": size, "palette": args.palette}
     flags["font_size"] = args.font_size
+    if args.format is not None:  # in the config, so that config.yaml says so
+        formats = _formats(args.format)
+        flags["format"] = formats if isinstance(formats, str) else f"[{args.format}]"
     return [f"figures.{key}={value}" for key, value in flags.items() if value]
 
 
@@ -690,29 +723,37 @@ def _command(argv):
 
 
 @contextlib.contextmanager
-def _stop_on_sigterm():
-    """SIGTERM (a scheduler's notice, ``kill``) stops a run as Ctrl-C does:
-    the finished chunks stay saved for a resume."""
+def _stop_on_signals():
+    """Ctrl-C and SIGTERM (a scheduler's notice, ``kill``) stop a run once:
+    the finished chunks stay saved for a resume, and a second signal does not
+    cut short the stopping."""
     import signal
 
+    numbers = (signal.SIGINT, signal.SIGTERM)
+
     def stop(number, frame):
-        raise KeyboardInterrupt
+        for each in numbers:
+            signal.signal(each, signal.SIG_IGN)
+        stopped = KeyboardInterrupt()
+        stopped.signal = number
+        raise stopped
 
     try:
-        previous = signal.signal(signal.SIGTERM, stop)
+        previous = {number: signal.signal(number, stop) for number in numbers}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @contextlib.contextmanager
 def _plain_warnings():
     """The library's warnings to the user, as one plain line each on stderr."""
-    from dynamics import api
+    from dynamics import api, store
     from dynamics import zoom as zooming
 
     shown = (
@@ -720,6 +761,7 @@ def _plain_warnings():
         zooming.BudgetWarning,
         api.FigureWarning,
         api.ResumeNotice,
+        store.DamageWarning,
     )
     original = warnings.showwarning
     said = set()
@@ -728,7 +770,8 @@ def _plain_warnings():
         if issubclass(category, shown):
             if str(message) not in said:  # zoom and run check the same window
                 said.add(str(message))
-                print(f"dynamics: warning: {message}", file=sys.stderr)
+                kind = "" if issubclass(category, api.ResumeNotice) else "warning: "
+                print(f"dynamics: {kind}{message}", file=sys.stderr)
         else:
             original(message, category, *where, **more)
 
@@ -878,6 +921,11 @@ def _report(exp, ds, summary, out, seconds):
             lines.append(
                 f"    {'with overshoot':<18} {shoot:>8,}  {shoot / summary.total:6.1%}"
             )
+        if label == "diverged" and "nonfinite_start" in ds:
+            bad = int(ds["nonfinite_start"].sum())
+            if bad:
+                share = bad / summary.total
+                lines.append(f"    {'non-finite start':<18} {bad:>8,}  {share:6.1%}")
         if label == "oscillating":
             oscillating = ds["regime"] == 1
             periodic = int((oscillating & (ds["period"] >= 2)).sum())

@@ -195,7 +195,8 @@ def _apply_override(data, item, origins):
         raise ConfigError(
             f"command-line override '{item}': no value after '='; write {key}=VALUE"
         )
-    value = _yaml.load(text, f"command-line override '{item}'").data
+    document = _yaml.load(text, f"command-line override '{item}'")
+    value = document.data
     path = _override_path(data, key.split("."), item)
     target = data
     for part in path[:-1]:
@@ -213,7 +214,13 @@ def _apply_override(data, item, origins):
                 f"in a list of {len(target)}"
             )
     target[last] = value
-    origins.overridden[tuple(path)] = item
+    path = tuple(path)
+    origins.overridden[path] = item
+    # The text as written is the override's now (to explain `on` or `off`).
+    for written in [where for where in origins.texts if where[: len(path)] == path]:
+        del origins.texts[written]
+    for where, written in document.texts.items():
+        origins.texts[path + where] = written
 
 
 def _override_path(data, parts, item):

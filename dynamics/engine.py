@@ -505,6 +505,11 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
     window_start, _ = ravel_pytree(carry.params)
     window_loss = problem.loss(carry.params)
     initial_loss = problem.loss(params0)
+    # A start where the loss or its gradient is already not finite diverges at
+    # step 0 for want of a number, not by growing: flagged apart.
+    nonfinite_start = ~(
+        jnp.isfinite(initial_loss) & _all_finite(jax.grad(problem.loss)(params0))
+    )
 
     def watched(state, t):
         """A step of the window: also the largest step in each quarter and
@@ -568,6 +573,7 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
         lyapunov=exponent,
     )
     out = {
+        "nonfinite_start": nonfinite_start,
         "initial_loss": initial_loss,
         "final_loss": final_loss,
         "max_loss": _larger(carry.max_loss, final_loss),

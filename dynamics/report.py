@@ -119,7 +119,11 @@ ANIMATIONS = {
     ),
 }
 
-_ROW_NAMES = {"overshoot": "with overshoot", "not_run": "not run"}
+_ROW_NAMES = {
+    "overshoot": "with overshoot",
+    "not_run": "not run",
+    "nonfinite_start": "non-finite start",
+}
 _A4 = (8.27, 11.69)
 
 
@@ -168,7 +172,10 @@ def summary_table(ds: xr.Dataset) -> dict:
         extra["periodic"] = 0
     if "chaotic" in ds:
         extra["chaotic"] = 0
-    for part, block in _blocks(ds, ["overshoot", "period", "chaotic"]):
+    if "nonfinite_start" in ds:
+        extra["nonfinite_start"] = 0
+    names = ["overshoot", "period", "chaotic", "nonfinite_start"]
+    for part, block in _blocks(ds, names):
         codes = block["regime"]
         for code in Regime:
             counts[code] += int(np.count_nonzero(codes == code))
@@ -181,6 +188,8 @@ def summary_table(ds: xr.Dataset) -> dict:
             )
         if "chaotic" in block:
             extra["chaotic"] += int(np.count_nonzero(block["chaotic"]))
+        if "nonfinite_start" in block:
+            extra["nonfinite_start"] += int(np.count_nonzero(block["nonfinite_start"]))
         if rate is not None:
             converged = (codes == Regime.CONVERGED).all(axis=reduced)
             if dims[0] in kept:
@@ -204,6 +213,8 @@ def summary_table(ds: xr.Dataset) -> dict:
         table_counts["aperiodic"] = (
             oscillating - extra["periodic"] - extra.get("chaotic", 0)
         )
+    if "nonfinite_start" in extra:
+        table_counts["nonfinite_start"] = extra["nonfinite_start"]
     table = {
         "name": str(ds.attrs.get("name", "")),
         "complete": complete and counts[Regime.NOT_RUN] == 0,
@@ -346,10 +357,10 @@ def _runs(count):
 def _incomplete(table):
     missing = table["counts"].get("not_run", 0)
     if not missing:
-        return "the run was interrupted (its attribute complete is false)"
+        return "every run is done, but the results are not written yet"
     return (
-        f"{missing:,} of {table['total']:,} runs have not run yet "
-        "(the run was interrupted)"
+        f"{missing:,} of {table['total']:,} runs have not run yet (the sweep "
+        "was stopped, or is still running)"
     )
 
 
@@ -359,6 +370,7 @@ def _regime_rows(table):
     under = {
         "converged": ["overshoot"],
         "oscillating": [k for k in ("periodic", "chaotic", "aperiodic") if k in counts],
+        "diverged": [k for k in ("nonfinite_start",) if counts.get(k)],
     }
     labels = [code.label for code in Regime if code != Regime.NOT_RUN]
     if "not_run" in counts:
@@ -490,7 +502,11 @@ def write_report(
     ds = store.load(folder)
     table = summary_table(ds)
     config = _config_text(folder, ds)
-    provenance = {key: value for key, value in ds.attrs.items() if key != "config"}
+    provenance = {
+        key: f"{value:.6g}" if isinstance(value, float) else value
+        for key, value in ds.attrs.items()
+        if key != "config"
+    }
     found = _figure_files(folder, skip={html, pdf})
     with tempfile.TemporaryDirectory(prefix="dynamics-report-") as scratch:
         redrawn = _redraw(folder, ds, found, scratch)

@@ -32,6 +32,8 @@ VARIABLES = {
     "steps_to_converge": "first step from which the gradient norm stays within "
     "classify.rtol of its largest value; -1 if never",
     "diverged_at": "first step with a non-finite loss or parameter; -1 if none",
+    "nonfinite_start": "the loss or its gradient is not finite at the start: "
+    "the run is diverged from step 0 for want of a number, not by growing",
 }
 #: Variables present when the config's ``analysis`` section asks for them.
 MEASURED = {

@@ -610,6 +610,14 @@ class _Checker:
             ]
             if any(value is None for value in values):
                 return None, "list"
+            repeated = [v for i, v in enumerate(values) if v in values[:i]]
+            if repeated:
+                self.problem(
+                    path,
+                    f"the value {repeated[0]:g} is given twice; a sweep axis "
+                    "takes each value once",
+                )
+                return None, "list"
             return np.asarray(values, dtype=np.float64), "list"
         if not isinstance(spec, dict):
             self.problem(
@@ -636,6 +644,20 @@ class _Checker:
         low = self.number({0: bounds[0]}, path + (kind, 0), None, True)
         high = self.number({1: bounds[1]}, path + (kind, 1), None, True)
         if num is None or low is None or high is None:
+            return None, "list"
+        if low == high and num > 1:
+            self.problem(
+                path + (kind,),
+                f"[{low:g}, {high:g}] with num: {num} is the same value {num} "
+                "times; give two different bounds, or num: 1",
+            )
+            return None, "list"
+        if kind == "logspace" and low > high:
+            self.problem(
+                path + (kind,),
+                f"[{low:g}, {high:g}] has its bounds swapped; write the smaller "
+                f"exponent first: [{high:g}, {low:g}]",
+            )
             return None, "list"
         if kind == "linspace":
             return np.linspace(low, high, num), "linear"

@@ -39,9 +39,11 @@ CHUNKS = "chunks.zarr"
 #: Held (``flock``) by the process building a sweep: a second run into the
 #: same output is refused while the first lives, and free once it dies.
 LOCK = "lock"
-#: Config sections that do not change a run's results: a resumed sweep may
-#: differ from the stored one there.
-UNHASHED = ("name", "figures")
+#: Config keys that do not change a run's results: a resumed sweep may differ
+#: from the stored one there (it keeps the chunks it was stored in).
+UNHASHED = ("name", "figures", "chunk_size")
+#: How a stopped sweep is taken up again.
+RESUME = "run the same command again to resume"
 
 
 def check_writable(out: str, force: bool, resuming: bool = False) -> None:
@@ -74,6 +76,14 @@ def check_writable(out: str, force: bool, resuming: bool = False) -> None:
                 f"output '{out}' is not a dynamics run (it has no "
                 f"{RESULTS}); --force replaces only earlier runs, so "
                 "choose another -o"
+            )
+        foreign = sorted(name for name in os.listdir(path) if not _ours(name))
+        if foreign:
+            raise ConfigError(
+                f"output '{out}' holds files dynamics did not write "
+                f"({', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''}), "
+                "which --force would delete with the earlier run; move them out "
+                "first, or choose another -o"
             )
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
@@ -128,6 +138,16 @@ def run_directory(out: str, force: bool = False):
                 os.rmdir(path)  # only if still empty
         raise
     _put_in_place(staging, path, out, claimed)
+
+
+#: What a run folder holds: the results, the config, figures, reports, GIFs.
+_OURS = (".png", ".svg", ".pdf", ".gif", ".html")
+
+
+def _ours(name):
+    return name in (RESULTS, "config.yaml") or (
+        name.endswith(_OURS) and not name.startswith(".")
+    )
 
 
 def _put_in_place(staging, path, out, claimed):
@@ -302,7 +322,9 @@ class ChunkStore:
                 shape=(runs, *spec.shape),
                 chunks=(chunk, *spec.shape),
                 dtype=spec.dtype,
-                fill_value=None,  # no fill value: xarray masks nothing
+                # Runs not yet done: regime -1 (not run), which xarray reads as
+                # missing; elsewhere no fill value, so that xarray masks nothing.
+                fill_value=-1 if name == "regime" else None,
                 attributes={"_ARRAY_DIMENSIONS": ["run", *inner[: len(spec.shape)]]},
             )
         count = -(-runs // chunk)
@@ -330,18 +352,60 @@ class ChunkStore:
         """Stores chunk ``number``'s results, then marks it done by ``process``."""
         begin = number * self.chunk
         _fault("data", number)
-        for name, value in piece.items():
-            self.group[name][begin : begin + len(value)] = value
-        _fault("mark", number)
-        self.group["done"][number] = process + 1
+        # Every chunk gets its files, even one of zeros, so that a file missing
+        # later is damage that :meth:`check` sees, not a chunk of zeros.
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            for name, value in piece.items():
+                self.group[name][begin : begin + len(value)] = value
+            _fault("mark", number)
+            self.group["done"][number] = process + 1
 
     def marks(self) -> np.ndarray:
-        """Per chunk, the process that wrote it, or -1 where none has yet."""
-        return self.group["done"][:] - 1
+        """Per chunk, the process that wrote it, or -1 where none has yet (or
+        where its mark cannot be read)."""
+        done = self.group["done"]
+        try:
+            return done[:] - 1
+        except Exception:  # a damaged mark: read them one by one
+            return np.array([self._mark(done, i) for i in range(done.shape[0])])
+
+    @staticmethod
+    def _mark(done, number):
+        try:
+            return int(done[number]) - 1
+        except Exception:
+            return -1
 
     def missing(self) -> list[int]:
         """The numbers of the chunks not yet done."""
         return np.flatnonzero(self.marks() < 0).tolist()
+
+    def check(self) -> list[int]:
+        """Unmarks every marked chunk with a result file missing or unreadable,
+        so that it is computed again; returns their numbers."""
+        marks = self.marks()
+        present = {}
+        for name, array in self.group.arrays():
+            if name != "done":
+                folder = os.path.join(self.path, name)
+                present[name] = (array, set(os.listdir(folder)), array.ndim)
+        damaged = []
+        for number in np.flatnonzero(marks >= 0).tolist():
+            begin = number * self.chunk
+            for array, files, ndim in present.values():
+                key = ".".join([str(number)] + ["0"] * (ndim - 1))
+                try:
+                    if key not in files:
+                        raise FileNotFoundError(key)
+                    array[begin : begin + self.chunk]
+                except Exception:
+                    damaged.append(number)
+                    break
+        if damaged:
+            with zarr.config.set({"array.write_empty_chunks": True}):
+                for number in damaged:
+                    self.group["done"][number] = 0
+        return damaged
 
     def read(self) -> dict[str, np.ndarray]:
         """Every result, whole; an error if a chunk is missing."""
@@ -454,16 +518,18 @@ class Unfinished:
         try:
             _put_in_place(self.folder, path, self.out, claimed=not replacing)
         finally:
+            self.release()
+
+    def release(self) -> None:
+        """Lets go of the lock: the sweep may be taken up by another run."""
+        if self.lock is not None:
             self.lock.close()
 
     def stopped(self) -> str:
         """What to tell the user when the sweep stops before its end."""
         done = int(np.sum(self.chunks.marks() >= 0))
         total = len(self.chunks.marks())
-        return (
-            f"{done} of {total} chunks of runs are saved in {self.folder}; "
-            "run the same command again to resume"
-        )
+        return f"{done} of {total} chunks of runs are saved in {self.folder}; {RESUME}"
 
 
 def begin(
@@ -510,14 +576,26 @@ def _take_up(out, folder, config_yaml, layout, force, restart, attrs, lock):
             )
         check_writable(out, force, resuming=True)
         _claim(out)
+        damaged = chunks.check()
+        if damaged:
+            import warnings
+
+            warnings.warn(
+                f"the stopped sweep in {folder} had {len(damaged)} damaged "
+                f"chunk{'s' * (len(damaged) > 1)} ({_numbers(damaged)}); "
+                "they are computed again",
+                DamageWarning,
+                stacklevel=4,
+            )
         for leftover in glob.glob(
             os.path.join(chunks_path, "**", "*.partial"), recursive=True
         ):
             os.remove(leftover)  # temporary files of a write that was killed
         done = int(np.sum(chunks.marks() >= 0))
         return Unfinished(out, folder, chunks, done, lock)
-    # With --restart, the empty output that the stopped sweep reserved is ours.
-    check_writable(out, force, resuming=os.path.isdir(chunks_path))
+    # With --restart, or a store lost from the hidden folder, the empty output
+    # that the stopped sweep reserved is ours.
+    check_writable(out, force, resuming=lock is not None)
     _claim(out)
     if lock is None:
         try:
@@ -541,7 +619,13 @@ def _lock(folder, out):
     """Takes the sweep's lock in ``folder``, or says who holds it."""
     import fcntl
 
-    handle = open(os.path.join(folder, LOCK), "a")  # noqa: SIM115 (held open)
+    try:
+        handle = open(os.path.join(folder, LOCK), "a")  # noqa: SIM115 (held open)
+    except OSError as err:
+        raise ConfigError(
+            f"output '{out}': cannot write in {folder} ({err.strerror}); make it "
+            "writable, or choose another -o"
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -560,9 +644,20 @@ def _clear(folder, keep=(CHUNKS, LOCK)):
             _remove(os.path.join(folder, name))
 
 
+class DamageWarning(UserWarning):
+    """Chunks of a stopped sweep were damaged on disk and are computed again."""
+
+
+def _numbers(numbers, limit=8):
+    shown = ", ".join(map(str, numbers[:limit]))
+    return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")
+
+
 def _reopen(path, out):
     try:
-        return ChunkStore(path)
+        chunks = ChunkStore(path)
+        chunks.group["done"]  # noqa: B018 (the marks must be there)
+        return chunks
     except Exception as err:  # any damage: say where, and how to start again
         raise ConfigError(
             f"output '{out}': the unfinished sweep in {path} cannot be read "

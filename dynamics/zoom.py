@@ -191,6 +191,10 @@ def read_source(source: "str | os.PathLike | Experiment") -> Experiment:
         raise ConfigError(f"'{folder}' is not a folder; {fix}")
     path = os.path.join(folder, "config.yaml")
     if not os.path.isfile(path):
+        from dynamics import store
+
+        if os.path.isdir(os.path.join(store.partial_path(folder), store.CHUNKS)):
+            store.load(folder)  # a stopped sweep says so, and how to finish it
         raise ConfigError(
             f"'{folder}' holds no config.yaml, so it is not a run folder; {fix}"
         )

@@ -6,6 +6,7 @@ intact and none half-written, and running the same command again must give
 exactly the uninterrupted result.
 """
 
+import errno
 import json
 import os
 import shlex
@@ -20,8 +21,8 @@ import xarray as xr
 import yaml
 import zarr
 
-from dynamics import api, cli, store
-from dynamics.errors import ConfigError
+from dynamics import api, cli, engine, store
+from dynamics.errors import ConfigError, Interrupted
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "seed_quadratic.yaml")
@@ -148,7 +149,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_say_how_to_resume(tmp_path, stop):
     process = _start(out, fault="pause-before-mark:3")
     _wait_for(process, "chunk 3 written, not marked")
     err = _stop(process, stop)
-    assert process.returncode == 130
+    assert process.returncode == 128 + stop  # 130 for Ctrl-C, 143 for SIGTERM
     assert "Traceback" not in err
     assert (
         f"interrupted; 3 of 10 chunks of runs are saved in {store.partial_path(out)}; "
@@ -303,3 +304,91 @@ def test_summary_and_report_of_a_finished_run(tmp_path, reference, capsys):
     assert cli.main(["report", out]) == 2
     assert "pass --force" in capsys.readouterr().err
     assert cli.main(["report", out, "--force", "-q"]) == 0
+
+
+def _stopped_after(out, chunks):
+    """A sweep into ``out`` stopped with ``chunks`` done, as a killed run leaves it."""
+    exp = api.load_config(CONFIG, SWEEP)
+    unfinished = api.begin(exp, out)
+    engine.simulate(
+        exp,
+        chunk=unfinished.chunks.chunk,
+        only=chunks,
+        sink=unfinished.chunks.write,
+    )
+    unfinished.release()
+    return _chunks(out)
+
+
+def test_damaged_chunks_are_found_and_computed_again(tmp_path, reference):
+    out = str(tmp_path / "run")
+    chunks = _stopped_after(out, [0, 1, 2, 3])
+    os.remove(os.path.join(chunks, "final_loss", "1"))  # a file lost
+    with open(os.path.join(chunks, "regime", "2"), "wb"):
+        pass  # a file cut short
+    with open(os.path.join(chunks, "done", "3"), "wb") as handle:
+        handle.write(b"garbage")  # a mark that cannot be read
+    with (
+        pytest.warns(store.DamageWarning, match=r"had 2 damaged chunks \(1, 2\)"),
+        pytest.warns(api.ResumeNotice, match="1 of 10 chunks were done"),
+    ):
+        ds = api.run(CONFIG, out, overrides=SWEEP)
+    _assert_same(ds, reference)
+
+
+def test_a_full_disk_stops_with_a_message_and_the_sweep_resumes(
+    tmp_path, reference, monkeypatch
+):
+    out = str(tmp_path / "run")
+    write = store.ChunkStore.write
+
+    def full(self, number, piece, process=0):
+        if number == 3:
+            path = os.path.join(self.path, "final_loss", "3")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        write(self, number, piece, process)
+
+    monkeypatch.setattr(store.ChunkStore, "write", full)
+    with pytest.raises(ConfigError) as stopped:
+        api.run(CONFIG, out, overrides=SWEEP)
+    partial = store.partial_path(out)
+    assert str(stopped.value) == (
+        f"cannot write {partial}/chunks.zarr/final_loss/3: No space left on device; "
+        f"3 of 10 chunks of runs are saved in {partial}; run the same command "
+        "again to resume once the disk has room (or is writable) again"
+    )
+    assert xr.open_zarr(_chunks(out))["done"].values.tolist() == [1, 1, 1] + [0] * 7
+
+    monkeypatch.setattr(store.ChunkStore, "write", write)
+    with pytest.warns(api.ResumeNotice):
+        _assert_same(api.run(CONFIG, out, overrides=SWEEP), reference)
+
+
+def test_ctrl_c_while_the_results_are_written_keeps_the_chunks(
+    tmp_path, reference, monkeypatch
+):
+    out = str(tmp_path / "run")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "write_figures", interrupted)
+    with pytest.raises(Interrupted, match="10 of 10 chunks of runs are saved"):
+        api.run(CONFIG, out, overrides=SWEEP)
+    monkeypatch.undo()
+    with pytest.warns(api.ResumeNotice, match="10 of 10 .* writing the results"):
+        _assert_same(api.run(CONFIG, out, overrides=SWEEP), reference)
+
+
+def test_force_never_deletes_files_dynamics_did_not_write(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["run", CONFIG, "-q", *SWEEP, "steps=20", "-o", str(out)]) == 0
+    (out / "notes.txt").write_text("mine")
+    args = ["run", CONFIG, "-q", *SWEEP, "-o", str(out), "--force"]
+    assert cli.main(args) == 2
+    assert capsys.readouterr().err == (
+        f"dynamics: error: output '{out}' holds files dynamics did not write "
+        "(notes.txt), which --force would delete with the earlier run; move them "
+        "out first, or choose another -o\n"
+    )
+    assert (out / "notes.txt").read_text() == "mine"

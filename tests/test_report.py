@@ -130,7 +130,8 @@ def test_runs_not_run_are_counted(seed_run):
         == 240 * 161
     )
     assert table["counts"] == results.summarize(ds).counts | {
-        key: table["counts"][key] for key in ("periodic", "chaotic", "aperiodic")
+        key: table["counts"][key]
+        for key in ("periodic", "chaotic", "aperiodic", "nonfinite_start")
     }
     assert "483 of 38,640 runs have not run yet" in report.format_table(table)
 

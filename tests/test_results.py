@@ -29,6 +29,7 @@ def test_dataset_is_labelled_by_the_sweep(small):
         "regime",
         "overshoot",
         "period",
+        "nonfinite_start",
         "initial_loss",
         "final_loss",
         "max_loss",
