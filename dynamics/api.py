@@ -17,6 +17,7 @@ from dynamics import (
     engine,
     figures,
     objectives,
+    resources,
     results,
     sharpness,
     store,
@@ -142,9 +143,14 @@ def begin(
 ) -> store.Unfinished:
     """Reserves ``out`` and opens (or resumes) the store the sweep's chunks go to."""
 
+    arrays = engine.outputs(exp)
+    # Before any folder is made: a sweep that cannot fit is refused untouched.
+    store.check_writable(out, force, resuming=_resuming(out))
+    resources.check(exp, arrays, out)
+
     def layout():
         chunk, _ = engine.chunks(exp)
-        return exp.n_runs, chunk, engine.outputs(exp)
+        return exp.n_runs, chunk, arrays
 
     unfinished = store.begin(
         out,
@@ -169,6 +175,11 @@ def begin(
             stacklevel=3,
         )
     return unfinished
+
+
+def _resuming(out):
+    """Whether ``out`` has a stopped sweep whose reserved folder may be empty."""
+    return os.path.isdir(store.partial_path(out))
 
 
 def finish(

@@ -1,0 +1,67 @@
+"""A sweep that cannot fit is refused before any work, with the figures."""
+
+import os
+
+import pytest
+
+from dynamics import api, cli, engine, resources
+from dynamics.config import load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "configs", "seed_quadratic.yaml")
+SWEEP = ["sweep.optimizer.learning_rate.num=64", "sweep.start.w.num=32"]
+
+
+def test_needs_count_every_result_of_every_run():
+    exp = load_config(CONFIG, SWEEP)
+    arrays = engine.outputs(exp)
+    need = resources.needs(exp, arrays)
+    # regime, overshoot, chaotic, nonfinite_start: 1 byte; period, diverged_at,
+    # steps_to_converge: 4; initial, final and max loss, lyapunov, the end
+    # point: 4 each in float32; the radius (8) and the basin (4) added later.
+    assert need.per_run == 4 * 1 + 3 * 4 + 5 * 4 + 8 + 4
+    results = 64 * 32 * need.per_run
+    assert need.memory == resources.COPIES * results + resources.OVERHEAD
+    assert need.disk == 2 * results + resources.OVERHEAD
+    orbit = load_config(CONFIG, [*SWEEP, "analysis.orbit=w"])
+    window = orbit.config["classify"]["window"]
+    extra = resources.needs(orbit, engine.outputs(orbit)).per_run - need.per_run
+    assert extra == 4 * window
+
+
+@pytest.mark.parametrize(
+    "memory, disk, message",
+    [
+        (
+            2**20,
+            None,
+            "the sweep (2,048 runs × 48 bytes of results) needs about 0.3 GiB of "
+            "memory to gather its results, and 0.0 GiB is available; sweep fewer "
+            "values (sweep.KEY.num)",
+        ),
+        (
+            None,
+            2**20,
+            "the sweep (2,048 runs × 48 bytes of results) needs about 0.3 GiB of "
+            "disk in {parent}, and 0.0 GiB is free; free some space, or choose -o "
+            "on another disk",
+        ),
+    ],
+)
+def test_a_sweep_that_does_not_fit_is_refused_untouched(
+    tmp_path, monkeypatch, capsys, memory, disk, message
+):
+    monkeypatch.setattr(resources, "available_memory", lambda: memory)
+    monkeypatch.setattr(resources, "available_disk", lambda path: disk)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", CONFIG, *SWEEP, "-o", "out"]) == 2
+    expected = message.format(parent=tmp_path)
+    assert capsys.readouterr().err == f"dynamics: error: {expected}\n"
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_real_machine_has_room_for_a_small_sweep(tmp_path):
+    exp = load_config(CONFIG, SWEEP)
+    need = resources.check(exp, engine.outputs(exp), str(tmp_path / "out"))
+    assert need.memory < resources.available_memory()
+    assert api.run(exp, str(tmp_path / "out"))["regime"].size == 64 * 32
