@@ -33,7 +33,7 @@ import xarray as xr
 from matplotlib.backend_bases import MouseButton
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch, Rectangle
+from matplotlib.patches import Rectangle
 from matplotlib.widgets import Slider
 
 from dynamics import animate, api, engine, figures, objectives, schema, zoom
@@ -255,15 +255,7 @@ class Explorer:
         if self.y is None:
             self.map_ax.set_yticks([])
         counts = np.bincount(image.ravel(), minlength=len(figures.CLASSES))
-        handles = [
-            Patch(
-                facecolor=colour,
-                edgecolor="0.4",
-                linewidth=0.5,
-                label=f"{label} ({n:,})",
-            )
-            for (label, colour), n in zip(figures.CLASSES, counts, strict=True)
-        ]
+        handles = figures.class_handles(figures.CLASSES, counts)
         self.map_ax.legend(
             handles=handles,
             loc="upper left",

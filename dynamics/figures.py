@@ -345,15 +345,7 @@ def class_map(
             ax.set_yticks([])
 
         counts = np.bincount(image.ravel(), minlength=len(classes))
-        handles = [
-            Patch(
-                facecolor=colour,
-                edgecolor="0.4",
-                linewidth=0.5,
-                label=f"{label} ({n:,})",
-            )
-            for (label, colour), n in zip(classes, counts, strict=True)
-        ]
+        handles = class_handles(classes, counts)
         legend(fig, ax, handles, style, title=legend_title, fontsize=legend_size)
         title(ax, ds, ds.attrs.get("name", "map"), fixed, style=style)
     return fig
@@ -410,6 +402,16 @@ def add_legend(ax, handles, labels, **options):
         frameon=False,
         **options,
     )
+
+
+def class_handles(classes, counts) -> list[Patch]:
+    """Legend entries of a class map: each class's colour, name and cell count."""
+    return [
+        Patch(
+            facecolor=colour, edgecolor="0.4", linewidth=0.5, label=f"{label} ({n:,})"
+        )
+        for (label, colour), n in zip(classes, counts, strict=True)
+    ]
 
 
 def draw_cells(ax, da, x, y, colours) -> np.ndarray:
