@@ -73,6 +73,13 @@ def load(text: str, filename: str) -> Document:
 MAX_VALUES = 100_000
 
 
+#: The tags of plain data; any other (``!!python/object``, ``!!set``, ...) is refused.
+_PLAIN = {
+    f"tag:yaml.org,2002:{name}"
+    for name in ("map", "seq", "str", "int", "float", "bool", "null")
+}
+
+
 class _Converter:
     """Turns a composed node graph into plain data, recording lines."""
 
@@ -96,6 +103,12 @@ class _Converter:
         if isinstance(node, yaml.ScalarNode):
             self.texts[path] = node.value
             return self.loader.construct_object(node, deep=True)
+        if node.tag not in _PLAIN:
+            self.fail(
+                node,
+                f"the tag '{node.tag.replace('tag:yaml.org,2002:', '!!')}' is not "
+                "allowed: a config is plain data (numbers, text, lists, mappings)",
+            )
         if id(node) in self.active:
             self.fail(
                 node,

@@ -274,7 +274,8 @@ def _run(args) -> int:
     from dynamics.errors import ConfigError
 
     paths = [item for item in args.items if "=" not in item]
-    overrides = [item for item in args.items if "=" in item] + _figure_flags(args)
+    flags, flagged = _figure_flags(args)  # problems listed with the config's
+    overrides = [item for item in args.items if "=" in item] + flags
     if len(paths) > 1:
         raise ConfigError(
             f"give one config file, not {len(paths)}: "
@@ -304,7 +305,13 @@ def _run(args) -> int:
     # its starting weights.
     index, count = distributed.initialize(options)
     try:
-        exp, problem = config.load_config(paths[0] if paths else None, overrides), None
+        try:
+            exp = config.load_config(paths[0] if paths else None, overrides)
+        except ConfigError as err:
+            raise ConfigError(flagged + err.problems) from None
+        if flagged:
+            raise ConfigError(flagged)
+        problem = None
     except ConfigError as err:
         if count == 1:
             raise
@@ -687,16 +694,26 @@ def _zoom(args) -> int:
 
 
 def _figure_flags(args):
-    """The figure flags of ``run``, as overrides the config's schema checks."""
+    """The figure flags of ``run``, as overrides the config's schema checks,
+    and the problems of ``--format``, which is checked here."""
+    from dynamics.errors import ConfigError
+
     size = args.size
     if size is not None and "," in size:
         size = f"[{size}]"
     flags = {"dpi": args.dpi, "size": size, "palette": args.palette}
     flags["font_size"] = args.font_size
+    problems = []
     if args.format is not None:  # in the config, so that config.yaml says so
-        formats = _formats(args.format)
-        flags["format"] = formats if isinstance(formats, str) else f"[{args.format}]"
-    return [f"figures.{key}={value}" for key, value in flags.items() if value]
+        try:
+            formats = _formats(args.format)
+            flags["format"] = (
+                formats if isinstance(formats, str) else f"[{args.format}]"
+            )
+        except ConfigError as err:
+            problems = err.problems
+    items = [f"figures.{key}={value}" for key, value in flags.items() if value]
+    return items, problems
 
 
 def _formats(text):

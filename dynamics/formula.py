@@ -95,10 +95,17 @@ def parse(text: str, names: tuple[str, ...], where: str = "formula") -> Formula:
         )
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as err:
-        column = f" at column {err.offset}" if err.offset else ""
+    except (SyntaxError, MemoryError, RecursionError) as err:
+        column = f" at column {err.offset}" if getattr(err, "offset", None) else ""
+        reason = getattr(err, "msg", "") or type(err).__name__
+        if "nested" in reason or not isinstance(err, SyntaxError):
+            reason = (
+                f"{reason}; a formula may nest at most {MAX_DEPTH} levels, "
+                "and Python's parser fewer brackets"
+            )
+        shown = text if len(text) <= 60 else text[:57] + "..."
         raise ConfigError(
-            f"{where}: cannot read the formula {text!r}{column}: {err.msg}"
+            f"{where}: cannot read the formula {shown!r}{column}: {reason}"
         ) from None
     return _Compiler(text, tuple(names), where).compile(tree.body, depth=0)
 

@@ -802,6 +802,12 @@ class _Checker:
         present, value = self.present(mapping, path, default, False)
         if not present:
             return value
+        if isinstance(value, bool) or not isinstance(value, str):
+            self.problem(
+                path,
+                f"expected one of {', '.join(options)}, got {self.shown(path, value)}",
+            )
+            return default
         if value not in options:
             close = difflib.get_close_matches(str(value), list(options), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""

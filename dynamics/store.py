@@ -62,6 +62,12 @@ def check_writable(out: str, force: bool, resuming: bool = False) -> None:
             raise ConfigError(
                 f"output '{out}' exists and is not a folder; choose another -o"
             )
+        earlier_run = os.path.isdir(os.path.join(path, RESULTS))
+        if not force and os.listdir(path) and not earlier_run:
+            raise ConfigError(
+                f"output '{out}' exists and is not a dynamics run (it has no "
+                f"{RESULTS}); choose another -o"
+            )
         if not force and not (resuming and not os.listdir(path)):
             raise ConfigError(
                 f"output '{out}' already exists; choose another -o, "
@@ -86,6 +92,13 @@ def check_writable(out: str, force: bool, resuming: bool = False) -> None:
                 "first, or choose another -o"
             )
     parent = os.path.dirname(path)
+    blocking = parent
+    while blocking and not os.path.exists(blocking):
+        blocking = os.path.dirname(blocking)
+    if blocking and not os.path.isdir(blocking):
+        raise ConfigError(
+            f"output '{out}': '{blocking}' is a file, not a folder; choose another -o"
+        )
     if not os.path.isdir(parent):
         try:
             os.makedirs(parent, exist_ok=True)
@@ -206,6 +219,7 @@ def load(out: str) -> xr.Dataset:
     The variables are read lazily, tile by tile (see :data:`TILE`), so a map
     larger than memory can be sliced: only the tiles a slice touches are read.
     """
+    out = os.fspath(out)
     path = out if out.rstrip("/").endswith(".zarr") else os.path.join(out, RESULTS)
     chunks = os.path.join(partial_path(out), CHUNKS)
     if not os.path.isdir(path) and os.path.isdir(chunks):
