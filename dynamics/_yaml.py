@@ -46,8 +46,9 @@ class Document(NamedTuple):
 
 def load(text: str, filename: str) -> Document:
     """Parses ``text``; any syntax error becomes a ConfigError naming the line."""
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
             return Document({}, {}, {})
@@ -64,8 +65,14 @@ def load(text: str, filename: str) -> Document:
         raise ConfigError(f"{where}: YAML syntax error: {what}{hint}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{filename}: YAML syntax error: {err}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{filename}: the YAML nests too deeply to read; a config needs a few "
+            "levels, not hundreds"
+        ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 #: Values a document may hold once aliases are expanded: far more than any
@@ -102,7 +109,7 @@ class _Converter:
             )
         if isinstance(node, yaml.ScalarNode):
             self.texts[path] = node.value
-            return self.loader.construct_object(node, deep=True)
+            return self.scalar(node)
         if node.tag not in _PLAIN:
             self.fail(
                 node,
@@ -126,6 +133,15 @@ class _Converter:
         finally:
             self.active.discard(id(node))
 
+    def scalar(self, node):
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            raise
+        except Exception:  # a tag its text does not fit, such as `!!int x`
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            self.fail(node, f"'{node.value}' cannot be read as {tag}")
+
     def item(self, node, path):
         self.lines.setdefault(path, node.start_mark.line + 1)
         return self.convert(node, path)
@@ -135,7 +151,7 @@ class _Converter:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.fail(key_node, "a key must be plain text")
-            key = self.loader.construct_object(key_node, deep=True)
+            key = self.scalar(key_node)
             if not isinstance(key, str | int | float) or isinstance(key, bool):
                 self.fail(key_node, f"the key {key!r} must be plain text")
             line = key_node.start_mark.line + 1

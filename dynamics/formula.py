@@ -263,6 +263,18 @@ def _describe(node):
     return names.get(kind, f"'{kind}'")
 
 
+def constants(text: str) -> list[float]:
+    """The numbers written in a (valid) formula, as floats (inf when too large)."""
+    found = []
+    for node in ast.walk(ast.parse(text.strip(), mode="eval")):
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            try:
+                found.append(float(node.value))
+            except OverflowError:
+                found.append(math.inf)
+    return found
+
+
 def names_used(text: str) -> set[str]:
     """The bare names a (valid) formula refers to, functions excluded."""
     tree = ast.parse(text.strip(), mode="eval")

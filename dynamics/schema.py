@@ -153,6 +153,12 @@ class _Checker:
             self.keys(section, path, OBJECTIVE_KINDS)
             return {"expr": None}, None
         if not section:
+            if isinstance(data, dict) and data.get("objective") == {}:
+                self.problem(
+                    path,
+                    "the section is empty; give one of expr (a formula), name (a "
+                    "named function), model or callable",
+                )
             return {"expr": None}, None
         kind = kinds[0]
         if kind == "expr":
@@ -535,6 +541,15 @@ class _Checker:
 
         for section in ("objective", "start", "optimizer"):
             walk(config[section], (section,))
+        expr = config["objective"].get("expr")
+        if isinstance(expr, str):
+            large = [c for c in formula.constants(expr) if not abs(c) <= limit]
+            if large:
+                self.problem(
+                    ("objective", "expr"),
+                    f"the constant {large[0]:g} does not fit in {dtype.name}; "
+                    "use smaller constants or dtype: float64",
+                )
 
     def groups(self, config):
         """A list of learning rates must give one per parameter group."""

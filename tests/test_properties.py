@@ -29,7 +29,7 @@ from dynamics.engine import simulate
 CASES = 32
 STEPS = 400
 PROPERTY = settings(
-    max_examples=40,
+    max_examples=60,
     deadline=None,
     derandomize=True,
     database=None,
@@ -43,17 +43,17 @@ GRADIENT_DESCENT = {"name": "sgd", "learning_rate": 0.1}
 HEAVY_BALL = {"name": "sgd", "learning_rate": 0.1, "momentum": 0.5}
 
 
-def experiment(objective, settings, optimizer, dtype="float32"):
-    """A config sweeping ``settings`` of a named objective, the start and the
-    optimizer's numbers, with ``2 * CASES`` runs per chunk."""
-    sweep = {f"objective.{key}": [value] for key, value in settings.items()}
+def experiment(objective, values, optimizer, dtype="float32"):
+    """A config sweeping the settings ``values`` of a named objective, the
+    start and the optimizer's numbers, with ``2 * CASES`` runs per chunk."""
+    sweep = {f"objective.{key}": [value] for key, value in values.items()}
     sweep["start.w"] = [0.5]
     sweep |= {
         f"optimizer.{key}": [value] for key, value in optimizer.items() if key != "name"
     }
     return load_config(
         {
-            "objective": {"name": objective, **settings},
+            "objective": {"name": objective, **values},
             "optimizer": dict(optimizer),
             "steps": STEPS,
             "dtype": dtype,
@@ -130,6 +130,15 @@ SAME_ITERATES = ("regime", "period", "overshoot", "steps_to_converge", "chaotic"
 # Scaling: J -> 2^k·J with lr -> lr/2^k.
 
 powers = st.integers(-6, 6)
+
+
+def offsets(low, high):
+    """Zero, or a number of magnitude from ``low`` to ``high``: a start a hair
+    from a stationary point would put gradients below float32's normal range,
+    where a scaling by 2^k is no longer exact (XLA flushes subnormals)."""
+    return st.one_of(st.just(0.0), st.floats(low, high), st.floats(-high, -low))
+
+
 # The double well's stiffness at its minima is 8·height·width²; q = lr times
 # that, up to well past gradient descent's 2, through the period doublings
 # and chaos into divergence.
@@ -137,7 +146,7 @@ double_well_case = (
     st.floats(0.02, 3.6),  # q
     st.floats(0.25, 4.0),  # height
     st.floats(0.5, 2.0),  # width
-    st.floats(-1.6, 1.6),  # the start, in units of width
+    offsets(1e-3, 1.6),  # the start, in units of width
     powers,
 )
 
@@ -193,7 +202,7 @@ quadratic_case = (
     st.booleans(),  # concave
     st.floats(-3.0, 3.0),  # center
     st.floats(-10.0, 10.0),  # offset
-    st.floats(-3.0, 3.0),  # start
+    offsets(1e-3, 3.0),  # the start, from the center
     powers,
 )
 
@@ -216,7 +225,7 @@ def test_scaling_a_quadratic_keeps_heavy_ball_regimes(drawn):
         "objective.curvature": curvature,
         "objective.center": rounded(case["center"], dtype),
         "objective.offset": offset,
-        "start.w": rounded(case["start"], dtype),
+        "start.w": rounded(case["center"] + case["start"], dtype),
         "optimizer.learning_rate": rate,
         "optimizer.momentum": rounded(case["beta"], dtype),
     }
@@ -324,3 +333,39 @@ def test_quadratic_regimes_follow_the_closed_form(optimizer, drawn):
         (int(i), int(regime[i]), share[i], curvature[i], beta[i], distance[i])
         for i in wrong
     ]
+
+
+# Found by the scaling property: heavy ball's Lyapunov exponent depends on the
+# units of the objective. The momentum trace is in units of the gradient, so
+# scaling J by 2^k scales that part of the optimizer state by 2^k while the
+# iterates stay the same numbers; a fixed unit tangent over (w, v) then weighs
+# the parts differently and the finite-time exponent moves, by up to about 0.04
+# at k = ±6 on the double well: enough to flip `chaotic` (and rule 4's veto)
+# near its 0.02 threshold, in about one chaotic run in 40,000. A quadratic shows
+# the cause without chaos, so this example does not hang on rounding.
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="heavy ball: the Lyapunov exponent changes when J is scaled by 2^k "
+    "and lr by 2^-k, though every iterate is the same number",
+)
+def test_scaling_keeps_the_heavy_ball_lyapunov_exponent():
+    exp = experiment(
+        "quadratic", {"curvature": 1.0, "center": 0.0, "offset": 0.0}, HEAVY_BALL
+    )
+    cases = {
+        "objective.curvature": np.full(CASES, 2.0),
+        "objective.center": np.ones(CASES),
+        "objective.offset": np.zeros(CASES),
+        "start.w": np.full(CASES, 2.0),
+        "optimizer.learning_rate": np.full(CASES, 0.5),
+        "optimizer.momentum": np.linspace(0.3, 0.95, CASES),
+    }
+    twins = cases | {
+        "objective.curvature": cases["objective.curvature"] * 2.0**6,
+        "optimizer.learning_rate": cases["optimizer.learning_rate"] / 2.0**6,
+    }
+    a, b = run_pairs(exp, cases, twins)
+    np.testing.assert_array_equal(a["final"], b["final"])  # the same iterates
+    np.testing.assert_array_equal(a["regime"], b["regime"])
+    np.testing.assert_allclose(a["lyapunov"], b["lyapunov"], rtol=0, atol=1e-4)
