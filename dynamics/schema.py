@@ -570,6 +570,8 @@ class _Checker:
     def axis(self, config, key, spec):
         path = ("sweep", key)
         check = self.target(key, path)
+        if check is None:  # said already: the values of a wrong key are noise
+            return str(key), None, "list"
         values, scale = self.axis_values(spec, path)
         if values is None:
             return str(key), None, scale
@@ -605,8 +607,16 @@ class _Checker:
             self.problem(path, self.fixed[key])
             return None
         known = sorted(self.targets)
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+        # `sweep.optimizer.lr.num=64` meant the num of an axis: match the key
+        # without its last part, and with the usual short names spelled out.
+        stem, _, last = key.rpartition(".")
+        field = last if last in ("num", "linspace", "logspace") and stem else ""
+        guess = stem if field else key
+        guess = ".".join(_SPELLED.get(part, part) for part in guess.split("."))
+        close = difflib.get_close_matches(guess, known, n=1, cutoff=0.5)
         hint = f"; did you mean '{close[0]}'?" if close else ""
+        if close and field:
+            hint += f" (as in sweep.{close[0]}.{field}=...)"
         self.problem(
             path,
             f"'{key}' is not a numeric config value that can be swept "
@@ -841,6 +851,10 @@ class _Checker:
         if isinstance(value, str):
             return f"the text '{value}'"
         return f"{_kind(value)} {value!r}"
+
+
+#: Short names researchers write for hyperparameters, spelled out for hints.
+_SPELLED = {"lr": "learning_rate", "mom": "momentum", "beta": "momentum"}
 
 
 def substitute(config, values):

@@ -799,3 +799,21 @@ def test_process_exits_2_without_traceback(tmp_path, case):
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == ERROR + "\n".join(expected) + "\n"
     assert os.listdir(tmp_path) == [CONFIG]
+
+
+def test_a_sweep_key_typo_suggests_the_axis_once(tmp_path, monkeypatch, capsys):
+    """`lr` for learning_rate, with a setting of the axis: one line, the right hint."""
+    override = "sweep.optimizer.lr.num=64"
+    code, err = run(tmp_path, monkeypatch, capsys, args=[override])
+    assert_refused(
+        tmp_path,
+        code,
+        err,
+        [
+            f"command-line override '{override}': sweep.optimizer.lr.num: "
+            "'optimizer.lr.num' is not a numeric config value that can be swept "
+            "(these can: optimizer.learning_rate, optimizer.momentum, start.w); "
+            "did you mean "
+            "'optimizer.learning_rate'? (as in sweep.optimizer.learning_rate.num=...)"
+        ],
+    )
