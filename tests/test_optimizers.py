@@ -114,7 +114,8 @@ def test_every_optimizers_grid_compiles_once(name):
     sweep = {"optimizer.learning_rate": [1e-3, 1e-2, 1e-1]}
     if numbers:  # also sweep one of its own hyperparameters
         default = OPTIMIZERS[name].hyperparameters[numbers[0]].default
-        sweep[f"optimizer.{numbers[0]}"] = [default, default * 0.5]
+        # Two distinct values (a sweep takes each once), also for a default of 0.
+        sweep[f"optimizer.{numbers[0]}"] = [default, default * 0.5 or 0.1]
     config = {
         "objective": {"name": "himmelblau"},
         "start": {"x": 1.0, "y": 1.0},
