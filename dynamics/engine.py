@@ -101,7 +101,6 @@ def simulate(
     exp: Experiment,
     progress: Progress | None = None,
     points: dict[str, np.ndarray] | None = None,
-    share: tuple[int, int] = (0, 1),
     sink: Callable[[int, dict], None] | None = None,
     chunk: int | None = None,
     only: Sequence[int] | None = None,
@@ -113,14 +112,12 @@ def simulate(
       progress: called as ``progress(done, total)`` after each chunk.
       points: instead of the grid, these runs: one equal-length array of
         values per sweep key (zoom and adaptive refinement pick their own).
-      share: ``(index, count)``: run only chunks ``index``, ``index + count``,
-        … of the sweep (one process's share of a multi-process run).
       sink: if given, called as ``sink(chunk_index, summaries)`` with each
         chunk's results instead of collecting them; then returns ``None``.
       chunk: runs per chunk (default: :func:`chunks`); a resumed sweep keeps
         the chunks it was stored in.
-      only: run only the chunks with these numbers (those a resumed sweep
-        still lacks).
+      only: run only the chunks with these numbers: those a resumed sweep
+        still lacks, or one process's share of a multi-process run.
 
     The runs of each chunk are sharded over every local device
     (``jax.local_devices()``); the results do not depend on how many there
@@ -141,12 +138,11 @@ def simulate(
     padded = _on_devices(chunk)
     program, sharding = _compiled(exp, padded)
     results = {}
-    index, count = share
     wanted = None if only is None else set(only)
     mine = [
         (number, begin)
         for number, begin in enumerate(range(0, total, chunk))
-        if number % count == index and (wanted is None or number in wanted)
+        if wanted is None or number in wanted
     ]
     todo = sum(min(chunk, total - begin) for _, begin in mine)
     done = 0
