@@ -104,8 +104,9 @@ class _Converter:
         if self.count > MAX_VALUES:
             self.fail(
                 node,
-                f"the document holds more than {MAX_VALUES:,} values once "
-                "its aliases are expanded; write it out plainly",
+                f"the document holds more than {MAX_VALUES:,} values (with "
+                "its aliases expanded); a config needs far fewer: sweep with "
+                "linspace or logspace instead of long lists",
             )
         if isinstance(node, yaml.ScalarNode):
             self.texts[path] = node.value
@@ -134,12 +135,18 @@ class _Converter:
             self.active.discard(id(node))
 
     def scalar(self, node):
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
         try:
             return self.loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError:  # `!custom`, a `<<` merge key
+            self.fail(
+                node,
+                f"the tag '{tag}' is not allowed: a config is plain data (numbers, "
+                "text, lists, mappings)",
+            )
         except yaml.YAMLError:
             raise
         except Exception:  # a tag its text does not fit, such as `!!int x`
-            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             self.fail(node, f"'{node.value}' cannot be read as {tag}")
 
     def item(self, node, path):
@@ -152,7 +159,13 @@ class _Converter:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.fail(key_node, "a key must be plain text")
             key = self.scalar(key_node)
-            if not isinstance(key, str | int | float) or isinstance(key, bool):
+            if isinstance(key, bool):
+                self.fail(
+                    key_node,
+                    f"the key '{key_node.value}' is read by YAML as the boolean "
+                    f"{str(key).lower()}; quote it ('{key_node.value}') or rename it",
+                )
+            if not isinstance(key, str | int | float):
                 self.fail(key_node, f"the key {key!r} must be plain text")
             line = key_node.start_mark.line + 1
             if key in out:

@@ -179,12 +179,29 @@ def _summary(args) -> int:
         ds = store.load_unfinished(args.source)  # a stopped sweep: what is done
     else:
         ds = store.load(args.source)
-    table = report.summary_table(ds)
+    with _damaged(args.source):
+        table = report.summary_table(ds)
     if args.json:
         print(json.dumps(table, indent=2, allow_nan=False))
     else:
         print(report.format_table(table))
     return 0
+
+
+@contextlib.contextmanager
+def _damaged(source):
+    """Results that fail as they are read are damaged: one message, no traceback."""
+    from dynamics.errors import ConfigError
+
+    try:
+        yield
+    except (ConfigError, OSError, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        raise ConfigError(
+            f"the results in '{source}' cannot be read ({type(err).__name__}: "
+            f"{err}); they are damaged: run the sweep again"
+        ) from None
 
 
 def _report_parser(commands):
@@ -210,7 +227,7 @@ def _report_parser(commands):
 def _report_command(args) -> int:
     from dynamics import report
 
-    with _plain_warnings():
+    with _plain_warnings(), _damaged(args.source):
         html, pdf = report.write_report(
             args.source, html=args.html, pdf=args.pdf, force=args.force
         )
@@ -253,6 +270,8 @@ def _explore(args) -> int:
     from dynamics.errors import ConfigError
 
     if args.save is not None:
+        if os.path.isdir(args.save):
+            raise ConfigError(f"--save {args.save} is a folder; give a file name")
         if os.path.exists(args.save) and not args.force:
             raise ConfigError(
                 f"--save {args.save}: the file exists; add --force to replace it"

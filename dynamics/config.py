@@ -89,6 +89,10 @@ class Experiment:
         return yaml.safe_dump(self.config, sort_keys=False, default_flow_style=None)
 
 
+#: The largest config file read, in bytes.
+MAX_BYTES = 2**20
+
+
 def default_config_path() -> str:
     """The path of the built-in default experiment shipped with the package."""
     return str(resources.files("dynamics") / "configs" / DEFAULT_CONFIG)
@@ -118,13 +122,29 @@ def load_config(config: Any = None, overrides: Sequence[str] = ()) -> Experiment
         config = default_config_path()
     if isinstance(config, str | os.PathLike):
         path = os.fspath(config)
+        if os.path.isdir(path):
+            raise ConfigError(f"{path} is a folder; give a config file (YAML)")
         try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
+            with open(path, "rb") as handle:
+                raw = handle.read(MAX_BYTES + 1)  # never more: /dev/zero is a file
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{path}: cannot read the config: {err}") from None
+        except OSError as err:
+            raise ConfigError(
+                f"{path}: cannot read the config: {err.strerror}"
+            ) from None
+        if len(raw) > MAX_BYTES:
+            raise ConfigError(
+                f"{path}: more than {MAX_BYTES // 2**20} MiB; a config is a short "
+                "YAML file (is this the right file?)"
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(
+                f"{path}: not UTF-8 text (byte {err.start}); save the config as "
+                "UTF-8 YAML"
+            ) from None
         document = _yaml.load(text, path)
         source = path
         stem = os.path.splitext(os.path.basename(path))[0]
@@ -186,6 +206,13 @@ def _dotted(path):
 def _apply_override(data, item, origins):
     key, sep, text = item.partition("=")
     key = key.strip()
+    given = [before for before in origins.overridden.values()
+             if before.partition("=")[0].strip() == key]  # fmt: skip
+    if key and given:
+        raise ConfigError(
+            f"command-line override '{item}': {key} is given twice on the command "
+            f"line (first as '{given[0]}'); keep one"
+        )
     if not sep or not key:
         raise ConfigError(
             f"command-line argument '{item}': an override is written key=value, "
@@ -227,11 +254,12 @@ def _override_path(data, parts, item):
     """Splits a dotted override key, keeping the dots of sweep keys together."""
     path, node, index = [], data, 0
     while index < len(parts):
-        if isinstance(node, dict) and path == ["sweep"]:
+        if path == ["sweep"] and (node is None or isinstance(node, dict)):
+            # A config without a sweep gets one: its keys keep their dots.
             rest = parts[index:]
             for end in range(len(rest), 0, -1):
                 candidate = ".".join(rest[:end])
-                if candidate in node:
+                if node and candidate in node:
                     path.append(candidate)
                     index += end
                     break

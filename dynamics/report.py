@@ -489,6 +489,8 @@ def write_report(
     if os.path.abspath(html) == os.path.abspath(pdf):
         raise ConfigError(f"the HTML and the PDF report are both '{html}'; give two")
     for path in (html, pdf):
+        if os.path.isdir(path):
+            raise ConfigError(f"report '{path}' is a folder; give a file name")
         if os.path.exists(path) and not force:
             raise ConfigError(
                 f"report '{path}' already exists; pass --force to replace it"
@@ -497,6 +499,10 @@ def write_report(
         if not os.path.isdir(parent):
             raise ConfigError(
                 f"cannot write report '{path}': its folder does not exist"
+            )
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"cannot write report '{path}': '{parent}' is not writable"
             )
 
     ds = store.load(folder)

@@ -69,9 +69,10 @@ def check_writable(out: str, force: bool, resuming: bool = False) -> None:
                 f"{RESULTS}); choose another -o"
             )
         if not force and not (resuming and not os.listdir(path)):
+            what = "that earlier run" if earlier_run else "it (it is empty)"
             raise ConfigError(
                 f"output '{out}' already exists; choose another -o, "
-                "or pass --force to replace that earlier run"
+                f"or pass --force to replace {what}"
             )
         if os.path.commonpath([path, os.getcwd()]) == path:
             raise ConfigError(
@@ -191,6 +192,8 @@ def save(ds: xr.Dataset, folder: str) -> str:
         for name, variable in ds.variables.items()
         if variable.ndim
     }
+    if "regime" in encoding:  # a tile that is lost reads as not run, never converged
+        encoding["regime"]["_FillValue"] = -1
     # Zarr format 2 with consolidated metadata: every xarray and zarr reader
     # opens it without a warning, `xarray.open_zarr(path)` included.
     ds.to_zarr(path, mode="w-", consolidated=True, zarr_format=2, encoding=encoding)
@@ -235,7 +238,15 @@ def load(out: str) -> xr.Dataset:
             f"'{out}' holds no results ({RESULTS} is missing); "
             "give the folder a `dynamics run -o` wrote"
         )
-    ds = xr.open_dataset(path, engine="zarr", chunks=None)
+    try:
+        # regime keeps its integer codes: -1 is "not run", not a missing value.
+        masked = {"regime": False}
+        ds = xr.open_dataset(path, engine="zarr", chunks=None, mask_and_scale=masked)
+    except Exception as err:  # damaged metadata: say where, not a traceback
+        raise ConfigError(
+            f"'{path}' cannot be read ({type(err).__name__}: {err}); the results "
+            "are damaged: run the sweep again"
+        ) from None
     attrs = ds["regime"].attrs
     if "flag_values" in attrs:
         attrs["flag_values"] = np.asarray(attrs["flag_values"], dtype=np.int8)

@@ -162,8 +162,8 @@ CASES = [
         edit("steps: 20", "steps: !!python/name:os.system"),
         [],
         [
-            f"c.yaml:{STEPS_LINE}:8: YAML syntax error: could not determine a "
-            "constructor for the tag 'tag:yaml.org,2002:python/name:os.system'"
+            f"c.yaml:{STEPS_LINE}: the tag '!!python/name:os.system' is not "
+            "allowed: a config is plain data (numbers, text, lists, mappings)"
         ],
     ),
     (
@@ -202,8 +202,9 @@ CASES = [
         ),
         [],
         [
-            "c.yaml:1: the document holds more than 100,000 values once its "
-            "aliases are expanded; write it out plainly"
+            "c.yaml:1: the document holds more than 100,000 values (with its "
+            "aliases expanded); a config needs far fewer: sweep with linspace or "
+            "logspace instead of long lists"
         ],
     ),
     # Schema
@@ -816,4 +817,79 @@ def test_a_sweep_key_typo_suggests_the_axis_once(tmp_path, monkeypatch, capsys):
             "did you mean "
             "'optimizer.learning_rate'? (as in sweep.optimizer.learning_rate.num=...)"
         ],
+    )
+
+
+@pytest.mark.parametrize(
+    "config, args, expected",
+    [
+        (
+            BASE,
+            ["steps=50", "steps=60"],
+            "command-line override 'steps=60': steps is given twice on the "
+            "command line (first as 'steps=50'); keep one",
+        ),
+        (
+            edit("  w: 0.0", "  w: 0.0\n  on: 1"),
+            [],
+            "c.yaml:6: the key 'on' is read by YAML as the boolean true; quote "
+            "it ('on') or rename it",
+        ),
+        (
+            BASE + "defaults: &d {steps: 30}\n<<: *d\n",
+            [],
+            "c.yaml:13: the tag '!!merge' is not allowed: a config is plain data "
+            "(numbers, text, lists, mappings)",
+        ),
+        (
+            edit("steps: 20", "steps: !custom 20"),
+            [],
+            f"c.yaml:{STEPS_LINE}: the tag '!custom' is not allowed: a config is "
+            "plain data (numbers, text, lists, mappings)",
+        ),
+    ],
+    ids=["override-twice", "boolean-key", "merge-key", "custom-tag"],
+)
+def test_more_yaml_and_override_mistakes(
+    tmp_path, monkeypatch, capsys, config, args, expected
+):
+    code, err = run(tmp_path, monkeypatch, capsys, config, args)
+    assert_refused(tmp_path, code, err, [expected])
+
+
+def test_a_file_that_is_not_a_config(tmp_path, monkeypatch, capsys):
+    big = tmp_path / CONFIG
+    big.write_bytes(b"#" * (2**20 + 1))
+    code, err = run(tmp_path, monkeypatch, capsys, config=None, args=[CONFIG])
+    assert_refused(
+        tmp_path,
+        code,
+        err,
+        [
+            "c.yaml: more than 1 MiB; a config is a short YAML file (is this the "
+            "right file?)"
+        ],  # fmt: skip
+    )
+    big.write_bytes("steps: 20\n".encode("utf-16"))
+    code, err = run(tmp_path, monkeypatch, capsys, config=None, args=[CONFIG])
+    assert_refused(
+        tmp_path,
+        code,
+        err,
+        ["c.yaml: not UTF-8 text (byte 0); save the config as UTF-8 YAML"],
+    )
+
+
+def test_an_empty_folder_is_not_called_an_earlier_run(tmp_path, monkeypatch, capsys):
+    (tmp_path / OUT).mkdir()
+    code, err = run(tmp_path, monkeypatch, capsys)
+    assert_refused(
+        tmp_path,
+        code,
+        err,
+        [
+            "output 'out' already exists; choose another -o, or pass --force to "
+            "replace it (it is empty)"
+        ],  # fmt: skip
+        left=(CONFIG, OUT),
     )

@@ -181,7 +181,7 @@ BAD = {
             [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
         ).replace("*a0", "x")
         + "\n",
-        ["exp.yaml:", "aliases are expanded"],
+        ["exp.yaml:", "aliases expanded"],
     ),
     "name with a slash": (
         replace("name: good", "name: ../escape"),
