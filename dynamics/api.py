@@ -144,9 +144,6 @@ def begin(
     """Reserves ``out`` and opens (or resumes) the store the sweep's chunks go to."""
 
     arrays = engine.outputs(exp)
-    # Before any folder is made: a sweep that cannot fit is refused untouched.
-    store.check_writable(out, force, resuming=_resuming(out))
-    resources.check(exp, arrays, out)
 
     def layout():
         chunk, _ = engine.chunks(exp)
@@ -160,6 +157,8 @@ def begin(
         restart=restart,
         # The store is an output too: it says what made it, as the results do.
         attrs=results.provenance(exp) | {"command": command or _command()},
+        # Before any folder is made: a sweep that cannot fit is refused untouched.
+        check=lambda: resources.check(exp, arrays, out),
     )
     if unfinished.resumed:
         total = len(unfinished.chunks.marks())
@@ -175,11 +174,6 @@ def begin(
             stacklevel=3,
         )
     return unfinished
-
-
-def _resuming(out):
-    """Whether ``out`` has a stopped sweep whose reserved folder may be empty."""
-    return os.path.isdir(store.partial_path(out))
 
 
 def finish(

@@ -725,10 +725,8 @@ def _figure_flags(args):
     problems = []
     if args.format is not None:  # in the config, so that config.yaml says so
         try:
-            formats = _formats(args.format)
-            flags["format"] = (
-                formats if isinstance(formats, str) else f"[{args.format}]"
-            )
+            formats = _formats(args.format)  # one as itself, several as a list
+            flags["format"] = formats[0] if len(formats) == 1 else f"[{args.format}]"
         except ConfigError as err:
             problems = err.problems
     items = [f"figures.{key}={value}" for key, value in flags.items() if value]
@@ -748,7 +746,7 @@ def _formats(text):
             )
     if len(set(formats)) < len(formats):
         raise ConfigError(f"--format {text}: give each format once")
-    return formats[0] if len(formats) == 1 else formats
+    return formats
 
 
 def _command(argv):

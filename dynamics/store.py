@@ -565,6 +565,7 @@ def begin(
     force: bool = False,
     restart: bool = False,
     attrs: dict | None = None,
+    check=None,
 ) -> Unfinished:
     """Reserves ``out`` and opens the sweep's hidden folder, resuming if it can.
 
@@ -572,19 +573,23 @@ def begin(
     :func:`config_hash`) is taken up where it stopped; one of another config is
     refused, saying what differs, unless ``restart`` discards it. Otherwise a
     new store is made: ``layout()`` gives ``(runs, chunk, arrays)`` for
-    :meth:`ChunkStore.create`, and ``attrs`` are stored with it.
+    :meth:`ChunkStore.create`, and ``attrs`` are stored with it. ``check()``,
+    if given, is called once the output is known to be writable and before
+    anything is made: it may refuse the sweep (say, too big for the disk).
     """
     folder = partial_path(out)
     lock = _lock(folder, out) if os.path.isdir(folder) else None
     try:
-        return _take_up(out, folder, config_yaml, layout, force, restart, attrs, lock)
+        return _take_up(
+            out, folder, config_yaml, layout, force, restart, attrs, lock, check
+        )
     except BaseException:
         if lock is not None:
             lock.close()
         raise
 
 
-def _take_up(out, folder, config_yaml, layout, force, restart, attrs, lock):
+def _take_up(out, folder, config_yaml, layout, force, restart, attrs, lock, check):
     chunks_path = os.path.join(folder, CHUNKS)
     digest = config_hash(config_yaml)
     if os.path.isdir(chunks_path) and not restart:
@@ -600,6 +605,8 @@ def _take_up(out, folder, config_yaml, layout, force, restart, attrs, lock):
                 "pass --restart to discard it, or choose another -o"
             )
         check_writable(out, force, resuming=True)
+        if check is not None:
+            check()
         _claim(out)
         damaged = chunks.check()
         if damaged:
@@ -621,6 +628,8 @@ def _take_up(out, folder, config_yaml, layout, force, restart, attrs, lock):
     # With --restart, or a store lost from the hidden folder, the empty output
     # that the stopped sweep reserved is ours.
     check_writable(out, force, resuming=lock is not None)
+    if check is not None:
+        check()
     _claim(out)
     if lock is None:
         try:
