@@ -381,7 +381,21 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
     # The exponent is averaged over the second half, once transients are gone.
     average_from = steps - steps // 2
     state0 = opt.init(params0)
-    tangent0 = _unit_tangent((params0, state0)) if lyapunov else []
+    tangent0 = _unit_tangent(params0, state0) if lyapunov else []
+    # The perturbation is measured by what it does to the parameters over two
+    # steps, never by the optimizer state's own numbers: a momentum is in the
+    # gradient's units, so weighing it directly would make the exponent change
+    # when J is scaled by c and the learning rate by 1/c, though every
+    # iterate is the same number.
+    in_params = len([leaf for leaf in jax.tree.leaves(params0) if _floating(leaf)])
+
+    def seen(tangent, image):
+        """Log of the size of ``tangent`` as the parameters see it: its own
+        parameter part and that of its image one step on."""
+        size = jnp.sqrt(
+            sum(jnp.sum(jnp.square(v)) for v in tangent[:in_params] + image[:in_params])
+        )
+        return jnp.log(jnp.maximum(size, tiny))
 
     measure_sharpness = analysis["sharpness"]
     every = analysis["sharpness_every"]
@@ -413,8 +427,13 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
                 lambda p, s: advance(p, s, t), carry.params, carry.state, carry.tangent
             )
             size = jnp.sqrt(sum(jnp.sum(jnp.square(v)) for v in tangent))
-            log_growth = carry.log_growth + jnp.where(
-                t >= average_from, jnp.log(size), 0.0
+            # Renormalizing by the whole size keeps the numbers in range; the
+            # growth between two measures of the same kind (``seen``) at the
+            # window's ends telescopes through it.
+            log_growth = (
+                carry.log_growth
+                + jnp.where(t >= average_from, jnp.log(size), 0.0)
+                - jnp.where(t == average_from, seen(carry.tangent, tangent), 0.0)
             )
             usable = (size > 0) & jnp.isfinite(size)
             tangent = [
@@ -544,8 +563,12 @@ def _simulate_one(problem, opt, steps, window, rtol, analysis):
 
     exponent = None
     if lyapunov:
+        _, image, _ = _pushforward(
+            lambda p, s: advance(p, s, steps), carry.params, carry.state, carry.tangent
+        )
+        log_growth = carry.log_growth + seen(carry.tangent, image)
         exponent = jnp.where(
-            diverged_at >= 0, jnp.nan, carry.log_growth / (steps - average_from)
+            diverged_at >= 0, jnp.nan, log_growth / (steps - average_from)
         )
     tail = classify.Tail(
         features=features,
@@ -620,15 +643,21 @@ def _blocks(window):
     return [(count, window // count) for count in (4, 8)]
 
 
-def _unit_tangent(tree):
-    """A fixed pseudo-random unit vector over the floating leaves of ``tree``."""
-    leaves = [leaf for leaf in jax.tree.leaves(tree) if _floating(leaf)]
+def _unit_tangent(params, state):
+    """A fixed pseudo-random unit vector over the floating leaves of
+    ``(params, state)``, zero in the state: a perturbation of the parameters
+    alone, which means the same thing whatever the units of the state."""
+    floating = [leaf for leaf in jax.tree.leaves(params) if _floating(leaf)]
     rng = np.random.default_rng(1)
-    vectors = [rng.standard_normal(np.shape(leaf)) for leaf in leaves]
+    vectors = [rng.standard_normal(np.shape(leaf)) for leaf in floating]
     size = np.sqrt(sum(np.sum(np.square(v)) for v in vectors))
     return [
         jnp.asarray(v / size, jnp.result_type(leaf))
-        for v, leaf in zip(vectors, leaves, strict=True)
+        for v, leaf in zip(vectors, floating, strict=True)
+    ] + [
+        jnp.zeros(np.shape(leaf), jnp.result_type(leaf))
+        for leaf in jax.tree.leaves(state)
+        if _floating(leaf)
     ]
 
 
