@@ -1,7 +1,9 @@
 """Reading YAML with the line of every key, so that errors can point at it.
 
 PyYAML follows YAML 1.1, which reads ``1e-3`` as a string; a researcher means the
-float 0.001, so every number written in exponent form is resolved as a float.
+float 0.001, so every number written in exponent form is resolved as a float, and
+so is a signed fraction without a leading digit (``-.5``), which PyYAML also
+leaves as text.
 Only plain data is read: tags that would construct Python objects are refused.
 """
 
@@ -27,6 +29,9 @@ _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
     list("-+.0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]\.[0-9][0-9_]*$"), list("-+")
 )
 
 

@@ -79,15 +79,29 @@ class _Checker:
     def __init__(self, origins):
         self.origins = origins
         self.problems = []
+        # A misspelt key is reported once: not again as the key it meant,
+        # missing. These are the meant keys, and where "missing" was said.
+        self.meant = set()
+        self.missing_at = {}
         self.targets = {}  # sweepable dotted key -> check of one value
         self.fixed = {}  # known but unsweepable dotted key -> why
 
     def problem(self, path, message):
         self.problems.append(f"{self.origins.where(path)}: {message}")
 
+    def missing(self, path, message):
+        self.missing_at[len(self.problems)] = path
+        self.problem(path, message)
+
     def done(self):
         if self.problems:
-            raise ConfigError(self.problems)
+            raise ConfigError(
+                [
+                    problem
+                    for i, problem in enumerate(self.problems)
+                    if self.missing_at.get(i) not in self.meant
+                ]
+            )
 
     def experiment(self, data, stem):
         self.keys(data, (), TOP_KEYS)
@@ -704,6 +718,8 @@ class _Checker:
             if key not in allowed:
                 names = [str(a) for a in allowed]
                 close = difflib.get_close_matches(str(key), names, n=1)
+                if close and close[0] not in mapping:
+                    self.meant.add(path + (close[0],))
                 hint = (
                     f"did you mean '{close[0]}'?"
                     if close
@@ -715,7 +731,7 @@ class _Checker:
         value = data.get(path[-1]) if isinstance(data, dict) else None
         if value is None:
             if required and isinstance(data, dict) and path[-1] not in data:
-                self.problem(path, f"missing section '{path[-1]}'")
+                self.missing(path, f"missing section '{path[-1]}'")
             elif required:
                 self.problem(path, f"the section '{path[-1]}' is empty")
             return {}
@@ -729,12 +745,10 @@ class _Checker:
         if not isinstance(mapping, dict) or key not in mapping or mapping[key] is None:
             if required:
                 empty = isinstance(mapping, dict) and key in mapping
-                self.problem(
-                    path,
-                    "is empty; give a value"
-                    if empty
-                    else "missing; this value is required",
-                )
+                if empty:
+                    self.problem(path, "is empty; give a value")
+                else:
+                    self.missing(path, "missing; this value is required")
             return False, default
         return True, mapping[key]
 

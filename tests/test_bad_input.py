@@ -224,6 +224,22 @@ CASES = [
         ],
     ),
     (
+        # Said once: not again as the required key it meant, missing.
+        "misspelt-required-key",
+        edit("learning_rate: 0.1", "learning_rat: 0.1"),
+        [],
+        [
+            f"c.yaml:{LR_LINE}: optimizer.learning_rat: unknown key "
+            "'learning_rat'; did you mean 'learning_rate'?"
+        ],
+    ),
+    (
+        "misspelt-required-section",
+        edit("objective:", "objectve:"),
+        [],
+        ["c.yaml:2: objectve: unknown key 'objectve'; did you mean 'objective'?"],
+    ),
+    (
         "unknown-nested-key-override",
         BASE,
         ["classify.windw=64"],

@@ -318,6 +318,16 @@ def test_leading_dot_exponents_are_floats(tmp_path):
     assert exp.config["optimizer"]["learning_rate"] == 0.05
 
 
+def test_signed_fractions_without_a_leading_digit_are_floats(tmp_path):
+    # PyYAML reads `.5` as 0.5 but leaves `-.5` and `+.5` as text.
+    exp = load_config(
+        write(tmp_path, replace("learning_rate: 0.1", "learning_rate: +.5")),
+        overrides="start.w=-.25",
+    )
+    assert exp.config["optimizer"]["learning_rate"] == 0.5
+    assert exp.config["start"]["w"] == -0.25
+
+
 def test_mappings_from_python_may_hold_numpy_values_and_tuples():
     import numpy as np
 
