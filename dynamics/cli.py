@@ -293,7 +293,7 @@ def _run(args) -> int:
     from dynamics.errors import ConfigError
 
     paths = [item for item in args.items if "=" not in item]
-    flags, flagged = _figure_flags(args)  # problems listed with the config's
+    flags, flagged, named = _figure_flags(args)  # listed with the config's
     overrides = [item for item in args.items if "=" in item] + flags
     if len(paths) > 1:
         raise ConfigError(
@@ -327,7 +327,7 @@ def _run(args) -> int:
         try:
             exp = config.load_config(paths[0] if paths else None, overrides)
         except ConfigError as err:
-            raise ConfigError(flagged + err.problems) from None
+            raise ConfigError(flagged + [named(p) for p in err.problems]) from None
         if flagged:
             raise ConfigError(flagged)
         problem = None
@@ -713,8 +713,9 @@ def _zoom(args) -> int:
 
 
 def _figure_flags(args):
-    """The figure flags of ``run``, as overrides the config's schema checks,
-    and the problems of ``--format``, which is checked here."""
+    """The figure flags of ``run``, as overrides the config's schema checks;
+    the problems of ``--format``, which is checked here; and a function that
+    names the flag, not the override it became, in a problem."""
     from dynamics.errors import ConfigError
 
     size = args.size
@@ -729,8 +730,28 @@ def _figure_flags(args):
             flags["format"] = formats[0] if len(formats) == 1 else f"[{args.format}]"
         except ConfigError as err:
             problems = err.problems
-    items = [f"figures.{key}={value}" for key, value in flags.items() if value]
-    return items, problems
+    given = {
+        "dpi": args.dpi,
+        "size": args.size,
+        "palette": args.palette,
+        "font_size": args.font_size,
+        "format": args.format,
+    }
+    items, labels = [], {}
+    for key, value in flags.items():
+        if value:
+            item = f"figures.{key}={value}"
+            items.append(item)
+            flag = "--" + key.replace("_", "-")
+            labels[f"command-line override '{item}'"] = f"{flag} {given[key]}"
+
+    def named(problem):
+        for said, label in labels.items():
+            if problem.startswith(said):
+                return label + problem[len(said) :]
+        return problem
+
+    return items, problems, named
 
 
 def _formats(text):

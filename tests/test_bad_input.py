@@ -365,8 +365,7 @@ CASES = [
             "satisfy 0 ≤ β < 1",
             f"c.yaml:{STEPS_LINE}: steps: must be at least 8, got -5 "
             "(the regime is read from the last steps)",
-            "command-line override 'figures.dpi=-3': figures.dpi: must be at "
-            "least 10, got -3",
+            "--dpi -3: figures.dpi: must be at least 10, got -3",
         ],
     ),
     # Formulas
@@ -486,7 +485,7 @@ CASES = [
         BASE,
         ["--size", "triple"],
         [
-            "command-line override 'figures.size=triple': figures.size: expected "
+            "--size triple: figures.size: expected "
             "single, double or [width, height] in inches, got the text 'triple'"
         ],
     ),
@@ -494,17 +493,14 @@ CASES = [
         "dpi-negative",
         BASE,
         ["--dpi", "-3"],
-        [
-            "command-line override 'figures.dpi=-3': figures.dpi: must be at "
-            "least 10, got -3"
-        ],
+        ["--dpi -3: figures.dpi: must be at least 10, got -3"],
     ),
     (
         "palette-unknown",
         BASE,
         ["--palette", "nope"],
         [
-            "command-line override 'figures.palette=nope': figures.palette: "
+            "--palette nope: figures.palette: "
             "'nope' is not one of: okabe_ito, tol_bright, tol_muted"
         ],
     ),
@@ -513,11 +509,10 @@ CASES = [
         BASE,
         ["--size", "triple", "--dpi", "-3", "--palette", "nope"],
         [
-            "command-line override 'figures.dpi=-3': figures.dpi: must be at "
-            "least 10, got -3",
-            "command-line override 'figures.size=triple': figures.size: expected "
+            "--dpi -3: figures.dpi: must be at least 10, got -3",
+            "--size triple: figures.size: expected "
             "single, double or [width, height] in inches, got the text 'triple'",
-            "command-line override 'figures.palette=nope': figures.palette: "
+            "--palette nope: figures.palette: "
             "'nope' is not one of: okabe_ito, tol_bright, tol_muted",
         ],
     ),
@@ -763,8 +758,7 @@ def test_bad_format_and_dpi_are_both_listed(tmp_path, monkeypatch, capsys):
         [
             "--format jpg: 'jpg' is not one of png, svg, pdf; give one, or several "
             "as pdf,png",
-            "command-line override 'figures.dpi=-3': figures.dpi: must be at least "
-            "10, got -3",
+            "--dpi -3: figures.dpi: must be at least 10, got -3",
         ],
     )
 
