@@ -179,6 +179,20 @@ def test_float32_axes_a_few_ulps_apart_are_resolved(small):
     assert "2 ulps of float32" in resolution_problem(load_config(small))
 
 
+def test_values_lost_to_rounding_are_counted_in_any_order(small):
+    # 1 + k·2^-25 for k = 0..16 are a quarter ulp apart in float32: rounding
+    # leaves the five values 1 + j·2^-23, j = 0..4, so 12 of the 17 are lost.
+    values = 1.0 + np.arange(17) * 2.0**-25
+    said = []
+    for order in (values, values[::-1], np.random.default_rng(0).permutation(values)):
+        small["sweep"][LR] = [float(v) for v in order]
+        said.append(resolution_problem(load_config(small)))
+    assert "12 of 17 values round to a value already taken" in said[0]
+    assert said[0] == said[1] == said[2]
+    small["sweep"][LR] = lin(1.0, 1.0 + 16 * 2.0**-25, 17)
+    assert resolution_problem(load_config(small)) == said[0]
+
+
 # Adaptive refinement.
 
 
