@@ -19,13 +19,13 @@ as Datasets. Both GIFs are written with Pillow, which ships with matplotlib.
 """
 
 import copy
+import datetime
 import os
 from typing import Any
 
 import jax
 import numpy as np
 import xarray as xr
-from matplotlib.animation import PillowWriter
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, to_rgb
 from matplotlib.figure import Figure
@@ -113,17 +113,17 @@ def animate_path(
         ha="left",
         fontsize=10,
     )
-    # Not writer.saving(): on an error it would still write the frames so far.
-    writer = PillowWriter(fps=fps)
-    writer.setup(fig, filename, dpi)
+    started = _now()
+    images = []
     for k in shown:
         scene.draw(k, f"step {k} / {len(path.loss) - 1} · {scene.values(k)}")
-        writer.grab_frame()
+        images.append(_frame(fig, dpi))
     if diverged_at is not None:
         last = f"; drawn to step {count - 1}" if count else ""
         scene.draw(count - 1, f"diverged at step {diverged_at}{last}")
-        writer.grab_frame()
-    writer.finish()
+        images.append(_frame(fig, dpi))
+    about = {"animation": "descent path", "steps": len(path.loss) - 1}
+    _save(images, filename, fps, _provenance(exp, started, about))
     return os.fspath(filename)
 
 
@@ -221,6 +221,7 @@ def animate_zoom(
     if not fps > 0:
         raise ValueError(f"fps must be positive, not {fps}")
     exp = load_config(exp)
+    started = _now()
     maps = zoom_maps(
         exp,
         center=center,
@@ -250,18 +251,59 @@ def animate_zoom(
                 axis.set_major_locator(MaxNLocator(5))
                 axis.set_major_formatter(ScalarFormatter(useOffset=False))
                 axis.set_minor_formatter(NullFormatter())
-        fig.set_dpi(dpi)
-        canvas = FigureCanvasAgg(fig)
-        canvas.draw()
-        images.append(Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB"))
+        images.append(_frame(fig, dpi))
+    about = {
+        "animation": "zoom into the stability map",
+        "center": "the boundary, followed"
+        if center is None
+        else ", ".join(f"{key}={value:.17g}" for key, value in center.items()),
+        "last window": ", ".join(
+            f"{key} {float(ds[key].min()):.8g} to {float(ds[key].max()):.8g}"
+            for ds in maps[-1:]
+            for key in ds["regime"].dims[:2]
+        ),
+        "factor": factor,
+        "frames": len(maps),
+        "resolution": resolution,
+    }
+    _save(images, filename, fps, _provenance(exp, started, about))
+    return os.fspath(filename)
+
+
+def _frame(fig, dpi):
+    """``fig`` drawn at ``dpi``, as an RGB image."""
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB")
+
+
+def _save(images, filename, fps, comment):
+    """The frames as a looping GIF, with ``comment`` in its comment extension."""
     images[0].save(
         filename,
         save_all=True,
         append_images=images[1:],
         duration=int(1000 / fps),
         loop=0,
+        comment=comment.encode("utf-8"),
     )
-    return os.fspath(filename)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _provenance(exp, started, about):
+    """What a figure's metadata records (:data:`dynamics.api.PROVENANCE`),
+    what the animation shows, and the config last, as ``name: text`` lines."""
+    from dynamics import api
+
+    attrs = results.provenance(exp)
+    attrs |= {"started": started, "ended": _now(), "command": api._command()}
+    lines = [f"{key}: {value}" for key, value in about.items()]
+    lines += [f"{key}: {attrs[key]}" for key in api.PROVENANCE if key in attrs]
+    return "\n".join([*lines, "config:", attrs["config"]])
 
 
 # The scenes of animate_path: each draws one frame of the path.

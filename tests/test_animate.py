@@ -2,13 +2,16 @@
 
 import os
 
+import jax
 import numpy as np
+import optax
 import pytest
+import yaml
 from matplotlib.colors import to_rgb
 from PIL import Image
 
 import dynamics
-from dynamics import engine
+from dynamics import engine, store
 from dynamics.animate import CURRENT, animate_path, animate_zoom, zoom_maps
 from dynamics.config import load_config
 
@@ -48,6 +51,29 @@ def test_seed_path_moves_right_towards_the_minimum(seed, tmp_path):
     assert np.all(np.diff(columns) > 0)
     width = pictures[0].shape[1]
     assert columns[0] < 0.4 * width < 0.7 * width < columns[-1]
+
+
+def provenance(filename):
+    """The ``name: text`` lines of a GIF's comment, and the config after them."""
+    with Image.open(filename) as image:
+        text = image.info["comment"].decode("utf-8")
+    lines, _, config = text.partition("\nconfig:\n")
+    return dict(line.split(": ", 1) for line in lines.splitlines()), config
+
+
+def test_a_gif_records_what_made_it(seed, tmp_path):
+    seed["steps"] = 20
+    exp = load_config(seed)
+    said, config = provenance(
+        animate_path(exp, str(tmp_path / "seed.gif"), max_frames=3, dpi=30)
+    )
+    assert load_config(yaml.safe_load(config)).config == exp.config
+    assert said["config_hash"] == store.config_hash(exp.to_yaml())
+    assert said["animation"] == "descent path" and said["steps"] == "20"
+    assert said["jax_version"] == jax.__version__
+    assert said["optax_version"] == optax.__version__
+    assert said["dtype"] == "float32" and said["platform"] == "cpu"
+    assert said["started"] <= said["ended"] and "command" in said
 
 
 def test_a_diverging_run_still_writes_a_gif(seed, tmp_path):
@@ -140,6 +166,10 @@ def test_zoom_gif_has_one_frame_per_window(seed_map, tmp_path):
     assert len(pictures) == 3
     assert pictures[0].shape == (400, 576, 3)  # 7.2 × 5 inches at 80 dpi
     assert_all_differ(pictures)
+    said, config = provenance(gif)
+    assert said["config_hash"] == store.config_hash(load_config(seed_map).to_yaml())
+    assert said["frames"] == "3" and said["resolution"] == "16"
+    assert said["center"] == "the boundary, followed"
 
 
 def test_zoom_on_a_fixed_center_keeps_it_in_the_middle(seed_map):
