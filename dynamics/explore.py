@@ -242,7 +242,9 @@ class Explorer:
             np.asarray(ds["regime"]), np.asarray(ds["overshoot"])
         )
         da = ds["regime"].copy(data=index).isel({dim: 0 for dim in self.fixed})
-        colours = [colour for _, colour in figures.CLASSES]
+        # The config's palette, as in the run's own stability map.
+        classes = figures.Style.from_config(self.exp.config).colours.classes()
+        colours = [colour for _, colour in classes]
         image = figures.draw_cells(self.map_ax, da, self.x, self.y, colours)
         # The view is the cells': fixed now, so that the marker of a run off
         # the map does not widen it, and so that clicks map to cells before
@@ -254,8 +256,8 @@ class Explorer:
             self.map_ax.set_xlabel("a single run (no sweep)")
         if self.y is None:
             self.map_ax.set_yticks([])
-        counts = np.bincount(image.ravel(), minlength=len(figures.CLASSES))
-        handles = figures.class_handles(figures.CLASSES, counts)
+        counts = np.bincount(image.ravel(), minlength=len(classes))
+        handles = figures.class_handles(classes, counts)
         self.map_ax.legend(
             handles=handles,
             loc="upper left",

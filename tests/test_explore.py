@@ -12,7 +12,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.contour import ContourSet
 from PIL import Image
 
-from dynamics import api, engine
+from dynamics import api, engine, figures
 from dynamics.config import load_config
 from dynamics.errors import ConfigError
 from dynamics.explore import WORK, Explorer, coarse, show
@@ -164,6 +164,19 @@ def test_a_click_on_a_cell_shows_that_run(seed, seed_map):
     event = MouseEvent("button_press_event", seed.figure.canvas, px, py, button=1)
     seed.figure.canvas.callbacks.process("button_press_event", event)
     assert seed.selected == chosen
+
+
+def test_the_map_takes_the_configs_palette(seed_map):
+    exp, ds = seed_map
+    bright = load_config(exp.config, ["figures.palette=tol_bright"])
+    legends = {}
+    for name, config in (("okabe_ito", exp), ("tol_bright", bright)):
+        legend = Explorer(config, ds).map_ax.get_legend()
+        legends[name] = [to_rgb(h.get_facecolor()) for h in legend.legend_handles]
+    for name, colours in legends.items():
+        expected = [to_rgb(c) for _, c in figures.PALETTES[name].classes()]
+        assert colours == expected
+    assert legends["okabe_ito"] != legends["tol_bright"]
 
 
 def test_two_parameters_get_contours_and_a_slider_each():
