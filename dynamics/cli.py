@@ -436,34 +436,9 @@ def _animate_parser(commands):
 def _animate(args) -> int:
     from dynamics.errors import ConfigError
 
-    zoom_only = args.center or args.frames != 8 or args.resolution != 64
-    if not args.zoom and (zoom_only or args.factor != 2.0):
-        raise ConfigError(
-            "--center, --frames, --factor and --resolution apply to --zoom; add --zoom"
-        )
-    if args.zoom and args.steps is not None:
-        raise ConfigError("--steps applies to the path, not to --zoom; drop it")
-    if args.steps is not None and args.steps > MAX_ANIMATED_STEPS:
-        raise ConfigError(
-            f"--steps {args.steps:,}: the path keeps every iterate; give at most "
-            f"{MAX_ANIMATED_STEPS:,}"
-        )
-    if args.fps is not None and not 0.1 <= args.fps <= 100:
-        raise ConfigError(f"--fps {args.fps:g}: give frames per second from 0.1 to 100")
-    checks = [
-        ("--steps", args.steps, 1, "a whole number of steps, at least 1"),
-        ("--max-frames", args.max_frames, 2, "at least 2"),
-        ("--frames", args.frames, 1, "at least 1"),
-        ("--resolution", args.resolution, 2, "runs per axis, at least 2"),
-    ]
-    for flag, value, least, fix in checks:
-        if value is not None and not value >= least:
-            raise ConfigError(f"{flag} {value:g}: give {fix}")
-    if not args.factor > 1:
-        raise ConfigError(
-            f"--factor {args.factor:g}: each window is F times narrower than the "
-            "last, so give F above 1, such as 2"
-        )
+    problems = _animate_problems(args)
+    if problems:
+        raise ConfigError(problems)
     if os.path.isdir(args.source):
         from dynamics import zoom as zooming
 
@@ -538,6 +513,40 @@ def _animate(args) -> int:
     if not args.quiet:
         print(f"Wrote {target}")
     return 0
+
+
+def _animate_problems(args):
+    """Every problem of ``animate``'s flags, each with its fix."""
+    problems = []
+    zoom_only = args.center or args.frames != 8 or args.resolution != 64
+    if not args.zoom and (zoom_only or args.factor != 2.0):
+        problems.append(
+            "--center, --frames, --factor and --resolution apply to --zoom; add --zoom"
+        )
+    if args.zoom and args.steps is not None:
+        problems.append("--steps applies to the path, not to --zoom; drop it")
+    if args.steps is not None and args.steps > MAX_ANIMATED_STEPS:
+        problems.append(
+            f"--steps {args.steps:,}: the path keeps every iterate; give at most "
+            f"{MAX_ANIMATED_STEPS:,}"
+        )
+    if args.fps is not None and not 0.1 <= args.fps <= 100:
+        problems.append(f"--fps {args.fps:g}: give frames per second from 0.1 to 100")
+    checks = [
+        ("--steps", args.steps, 1, "a whole number of steps, at least 1"),
+        ("--max-frames", args.max_frames, 2, "at least 2"),
+        ("--frames", args.frames, 1, "at least 1"),
+        ("--resolution", args.resolution, 2, "runs per axis, at least 2"),
+    ]
+    for flag, value, least, fix in checks:
+        if value is not None and not value >= least:
+            problems.append(f"{flag} {value:g}: give {fix}")
+    if not args.factor > 1:
+        problems.append(
+            f"--factor {args.factor:g}: each window is F times narrower than the "
+            "last, so give F above 1, such as 2"
+        )
+    return problems
 
 
 def _zoom_parser(commands):
@@ -626,26 +635,29 @@ def _zoom(args) -> int:
         )
     windows = _windows(args.window)
     centers = _centers(args.center)
+    problems = []  # every one of the flags' problems, not only the first
     both = sorted(set(windows) & set(centers))
     if both:
-        raise ConfigError(
+        problems.append(
             f"--window and --center both name {both[0]}; give one of them per key"
         )
     if args.factor is not None and not centers:
-        raise ConfigError("--factor sets the size of a --center window; add --center")
+        problems.append("--factor sets the size of a --center window; add --center")
     if not args.adaptive and any(
         value is not None for value in (args.levels, args.budget, args.margin)
     ):
-        raise ConfigError(
+        problems.append(
             "--levels, --budget and --margin apply to --adaptive; add --adaptive"
         )
     if args.levels is not None and args.levels < 1:
-        raise ConfigError(f"--levels {args.levels}: give at least 1 doubling")
+        problems.append(f"--levels {args.levels}: give at least 1 doubling")
     if not (windows or centers or args.num is not None or args.dtype or args.adaptive):
-        raise ConfigError(
+        problems.append(
             "nothing to zoom: give --window KEY=LOW:HIGH, --center KEY=VALUE, "
             "--num N, --dtype or --adaptive"
         )
+    if problems:
+        raise ConfigError(problems)
     import yaml
 
     from dynamics import api, config, results, store

@@ -238,6 +238,11 @@ def test_the_command_animates_a_run_folder_and_keeps_what_exists(tmp_path, capsy
         (["animate", "{run}", "--zoom", "--factor", "0.5"], "give F above 1"),
         (["animate", "{run}", "--fps", "1e-9"], "--fps 1e-09: give frames"),
         (["animate", "{run}", "--steps", "100000000"], "give at most 1,000,000"),
+        (  # every problem of the flags, not only the first
+            ["animate", "{run}", "--fps", "0", "--max-frames", "1"],
+            "--fps 0: give frames per second from 0.1 to 100\n"
+            "--max-frames 1: give at least 2\n",
+        ),
     ],
 )
 def test_bad_animate_arguments_exit_2(tmp_path, capsys, argv, message):

@@ -353,6 +353,12 @@ def test_a_window_too_narrow_for_float32_is_a_warning_not_an_error(finished, cap
         (["RUN"], "nothing to zoom: give --window KEY=LOW:HIGH"),
         (["RUN", "--adaptive", "--budget", "9"], "cannot cover the coarse grid"),
         (["RUN", "--num", "1"], "give a whole number of at least 2"),
+        (
+            ["RUN", "--factor", "2", "--levels", "0"],
+            "--factor sets the size of a --center window; add --center\n"
+            "--levels, --budget and --margin apply to --adaptive; add --adaptive\n"
+            "--levels 0: give at least 1 doubling\n",
+        ),
     ],
 )
 def test_bad_zoom_input_exits_2_and_writes_nothing(
