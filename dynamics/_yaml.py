@@ -67,6 +67,10 @@ def load(text: str, filename: str) -> Document:
         hint = ""
         if "\t" in text and "\\t" in str(what):
             hint = " (YAML indents with spaces, never tabs)"
+            lines = text.splitlines()
+            line = lines[mark.line] if mark and mark.line < len(lines) else ""
+            if line[: mark.column if mark else 0].strip():
+                hint = " (after a value, YAML here takes spaces, not tabs)"
         raise ConfigError(f"{where}: YAML syntax error: {what}{hint}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{filename}: YAML syntax error: {err}") from None

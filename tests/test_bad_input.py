@@ -158,6 +158,16 @@ CASES = [
         ],
     ),
     (
+        "tab-before-comment",
+        edit("steps: 20", "steps: 20\t# twenty"),
+        [],
+        [
+            f"c.yaml:{STEPS_LINE}:10: YAML syntax error: found character '\\t' "
+            "that cannot start any token (after a value, YAML here takes spaces, "
+            "not tabs)"
+        ],
+    ),
+    (
         "python-name-tag",
         edit("steps: 20", "steps: !!python/name:os.system"),
         [],
