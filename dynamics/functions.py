@@ -12,6 +12,7 @@ settings (the spectrum and seed of ``quadratic_nd``) are plain Python values
 that may shape the program.
 """
 
+import functools
 import math
 
 import jax.numpy as jnp
@@ -282,9 +283,19 @@ def quadratic_nd_basis(n: int, seed: int) -> np.ndarray:
     (and is distributed uniformly over the orthogonal group). Its determinant
     may be −1.
     """
+    return _basis(n, seed).copy()
+
+
+# A QR factorisation of 5000 × 5000 takes seconds, and checking a config,
+# compiling its sweep and drawing its figures each build the objective: the
+# last few bases and Hessians are kept, read-only, and shared.
+@functools.lru_cache(maxsize=2)
+def _basis(n, seed):
     gaussian = np.random.default_rng(seed).standard_normal((n, n))
     q, r = np.linalg.qr(gaussian)
-    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
+    q *= np.where(np.diag(r) < 0, -1.0, 1.0)
+    q.setflags(write=False)
+    return q
 
 
 def quadratic_nd_matrix(spectrum, seed: int = 0) -> np.ndarray:
@@ -296,10 +307,17 @@ def quadratic_nd_matrix(spectrum, seed: int = 0) -> np.ndarray:
     >>> np.linalg.eigvalsh(a).round(12).tolist()
     [1.0, 4.0]
     """
+    return _matrix(tuple(float(v) for v in spectrum), seed).copy()
+
+
+@functools.lru_cache(maxsize=2)
+def _matrix(spectrum, seed):
     eigenvalues = np.asarray(spectrum, dtype=np.float64)
-    q = quadratic_nd_basis(eigenvalues.size, seed)
+    q = _basis(eigenvalues.size, seed)
     a = (q * eigenvalues) @ q.T
-    return (a + a.T) / 2
+    a = (a + a.T) / 2
+    a.setflags(write=False)
+    return a
 
 
 def _check_spectrum(values):
@@ -315,8 +333,8 @@ def _check_spectrum(values):
 def _build_quadratic_nd(settings, start, dtype):
     spectrum, seed = settings["spectrum"], settings["seed"]
     n = len(spectrum)
-    hessian = jnp.asarray(quadratic_nd_matrix(spectrum, seed), dtype)
-    direction = quadratic_nd_basis(n, seed) @ np.full(n, 1 / math.sqrt(n))
+    hessian = jnp.asarray(_matrix(tuple(float(v) for v in spectrum), seed), dtype)
+    direction = _basis(n, seed) @ np.full(n, 1 / math.sqrt(n))
     w0 = jnp.asarray(start["w"], dtype) * jnp.asarray(direction, dtype)
 
     def loss(params):

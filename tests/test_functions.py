@@ -411,6 +411,35 @@ def test_quadratic_nd_rotation_is_the_sign_fixed_qr_of_the_seeded_gaussian():
     assert np.abs(np.abs(q) - np.eye(4)).max() > 0.1  # it mixes the axes
 
 
+def test_quadratic_nd_factorises_once_however_often_it_is_built():
+    from dynamics import engine
+    from dynamics.config import load_config
+
+    functions._basis.cache_clear()
+    spectrum = [float(v) for v in np.linspace(0.5, 3.0, 37)]
+    exp = load_config(
+        {
+            "objective": {"name": "quadratic_nd", "spectrum": spectrum, "seed": 5},
+            "optimizer": {"learning_rate": 0.1},
+            "steps": 10,
+        }
+    )
+    engine.path(exp)
+    engine.path(load_config(exp.config, ["optimizer.learning_rate=0.2"]))
+    assert functions._basis.cache_info().misses == 1
+    # What callers get is theirs to change; the kept copy is not touched.
+    q = functions.quadratic_nd_basis(37, 5)
+    q[:] = 0.0
+    assert np.abs(functions.quadratic_nd_basis(37, 5)).max() > 0.1
+    a = functions.quadratic_nd_matrix(spectrum, 5)
+    a[:] = 0.0
+    np.testing.assert_allclose(
+        np.linalg.eigvalsh(functions.quadratic_nd_matrix(spectrum, 5)),
+        spectrum,
+        rtol=1e-12,
+    )
+
+
 @pytest.mark.parametrize("w", [1.0, -2.5, 3.0])
 @pytest.mark.parametrize("spectrum, seed", SPECTRA)
 def test_quadratic_nd_starts_at_distance_w_with_equal_share_on_every_mode(
