@@ -364,4 +364,12 @@ FAMILIES["quadratic_nd"] = Family(
     },
     start={"w": _number(1.0, "distance of the start from the minimum at 0")},
     build=_build_quadratic_nd,
+    # The Gaussian, its QR factors and the Hessian, n × n each in float64,
+    # then the Hessian in the run's dtype.
+    footprint=lambda settings, itemsize: (
+        len(settings["spectrum"]) ** 2 * (4 * 8 + itemsize),
+        f"quadratic_nd with {len(settings['spectrum']):,} eigenvalues holds "
+        f"{len(settings['spectrum']):,}² matrices",
+        "give objective.spectrum fewer eigenvalues",
+    ),
 )

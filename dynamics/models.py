@@ -266,6 +266,20 @@ def _mlp_build(settings, start, dtype):
     return Problem(params=params, loss=loss, step_loss=step_loss)
 
 
+def _mlp_footprint(settings, itemsize):
+    width, depth = settings["width"], settings["depth"]
+    parameters = width * width * (depth - 1) + width
+    count = data_count(settings["data_ratio"], parameters, "mlp")
+    # A draw is rounded up to a power of two (see _drawn), then cut and cast:
+    # the data is held up to four times over while it is made.
+    size = (2 * parameters + 4 * count * (width + 1)) * itemsize
+    words = (
+        f"an mlp of width {width:,} and depth {depth} has {parameters:,} "
+        f"parameters and {count:,} data points of {width:,} inputs"
+    )
+    return size, words, "lower objective.width, objective.depth or objective.data_ratio"
+
+
 MODELS["mlp"] = Family(
     summary=(
         "Bias-free mean-field network of Sohl-Dickstein (2024), 'The boundary of "
@@ -299,6 +313,7 @@ MODELS["mlp"] = Family(
         for layer in range(MLP_MAX_DEPTH)
     },
     build=_mlp_build,
+    footprint=_mlp_footprint,
 )
 
 
@@ -367,6 +382,11 @@ MODELS["uv"] = Family(
         "v": Setting(0.0, help="offset added to every entry of the initial v"),
     },
     build=_uv_build,
+    footprint=lambda settings, itemsize: (
+        4 * settings["width"] * itemsize,
+        f"the uv model of width {settings['width']:,}",
+        "lower objective.width",
+    ),
 )
 
 
@@ -403,6 +423,17 @@ def logistic_data(settings: Mapping, dtype=np.float32) -> tuple[jax.Array, jax.A
     flipped = _uniform(flip_key, clean.shape) < settings["noise"]
     labels = jnp.where(clean > 0, 1.0, -1.0).astype(dtype)
     return inputs, jnp.where(flipped, -labels, labels)
+
+
+def _regression_footprint(name):
+    def footprint(settings, itemsize):
+        dim = settings["dim"]
+        count = data_count(settings["data_ratio"], dim + 1, name)
+        size = (2 * (dim + 1) + 4 * count * (dim + 2)) * itemsize
+        words = f"{name} regression of dim {dim:,} has {count:,} data points"
+        return size, words, "lower objective.dim or objective.data_ratio"
+
+    return footprint
 
 
 def _regression_build(name, make_data, mean_loss):
@@ -462,6 +493,7 @@ MODELS["linear"] = Family(
     ),
     start=_REGRESSION_START,
     build=_regression_build("linear", linear_data, _squared_error),
+    footprint=_regression_footprint("linear"),
 )
 
 MODELS["logistic"] = Family(
@@ -475,4 +507,5 @@ MODELS["logistic"] = Family(
     ),
     start=_REGRESSION_START,
     build=_regression_build("logistic", logistic_data, _log_loss),
+    footprint=_regression_footprint("logistic"),
 )

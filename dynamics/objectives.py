@@ -86,12 +86,19 @@ class Family(NamedTuple):
       build: ``build(settings, start, dtype) -> Problem``; ``settings`` and
         ``start`` hold every key of the two tables above, defaults filled in,
         number values possibly traced.
+      footprint: for a family whose size is set by its settings,
+        ``footprint(settings, itemsize) -> (bytes, words, fix)``: about how
+        much memory building it takes (parameters, data, matrices), those
+        sizes in words, and which settings to change, so that a config
+        asking for more than the machine holds is refused before anything is
+        drawn.
     """
 
     summary: str
     settings: dict[str, Setting]
     start: dict[str, Setting]
     build: Callable[[Mapping, Mapping, np.dtype], Problem]
+    footprint: Callable[[Mapping, int], tuple[int, str, str]] | None = None
 
 
 #: Named functions, by ``objective.name``.
@@ -121,6 +128,24 @@ def build(config: Mapping, dtype) -> Problem:
         raise ValueError("objective has none of expr, name, model, callable")
     settings = {key: objective[key] for key in family.settings}
     return family.build(settings, dict(start), dtype)
+
+
+def footprint(config: Mapping) -> tuple[int, str, str] | None:
+    """About how many bytes building the objective of ``config`` takes, its
+    sizes in words and how to make it smaller (:class:`Family`); None for a
+    formula, a callable or a family of fixed size."""
+    objective = config["objective"]
+    if objective.get("name") is not None:
+        family = FAMILIES[objective["name"]]
+    elif objective.get("model") is not None:
+        family = MODELS[objective["model"]]
+    else:
+        return None
+    if family.footprint is None:
+        return None
+    settings = {key: objective[key] for key in family.settings}
+    itemsize = np.dtype(config["dtype"] or "float32").itemsize
+    return family.footprint(settings, itemsize)
 
 
 def scalar_parameter(config: Mapping) -> str | None:

@@ -488,6 +488,21 @@ class _Checker:
         )
         path = ("objective", kind)
 
+        footprint = objectives.footprint(trial)
+        if footprint is not None:
+            from dynamics import resources
+
+            size, words, fix = footprint
+            memory = resources.available_memory()
+            # Half the memory at most: the sweep itself needs the rest.
+            if memory is not None and 2 * size > memory:
+                self.problem(
+                    ("objective",),
+                    f"{words}: about {size / 2**30:,.1f} GiB to build, and "
+                    f"{memory / 2**30:,.1f} GiB of memory is available; {fix}",
+                )
+                return
+
         shapes = {}
 
         def loss():

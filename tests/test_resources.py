@@ -65,3 +65,51 @@ def test_the_real_machine_has_room_for_a_small_sweep(tmp_path):
     need = resources.check(exp, engine.outputs(exp), str(tmp_path / "out"))
     assert need.memory < resources.available_memory()
     assert api.run(exp, str(tmp_path / "out"))["regime"].size == 64 * 32
+
+
+MODEL = """\
+objective: {model: mlp, width: 400, depth: 2}
+optimizer: {learning_rate: 0.1}
+steps: 8
+"""
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (
+            # Data grows as width³: 160,400 points of 400 inputs, drawn in
+            # float32 and held up to four times over, is about 1 GiB.
+            MODEL,
+            "m.yaml:1: objective: an mlp of width 400 and depth 2 has 160,400 "
+            "parameters and 160,400 data points of 400 inputs: about 1.0 GiB to "
+            "build, and 1.0 GiB of memory is available; lower objective.width, "
+            "objective.depth or objective.data_ratio",
+        ),
+        (
+            MODEL.replace("mlp, width: 400, depth: 2", "linear, dim: 3000"),
+            "m.yaml:1: objective: linear regression of dim 3,000 has 12,004 data "
+            "points: about 0.5 GiB to build, and 1.0 GiB of memory is available; "
+            "lower objective.dim or objective.data_ratio",
+        ),
+        (
+            MODEL.replace(
+                "model: mlp, width: 400, depth: 2",
+                "name: quadratic_nd, spectrum: [" + ", ".join(["1.0"] * 6000) + "]",
+            ),
+            "m.yaml:1: objective: quadratic_nd with 6,000 eigenvalues holds "
+            "6,000² matrices: about 1.2 GiB to build, and 1.0 GiB of memory is "
+            "available; give objective.spectrum fewer eigenvalues",
+        ),
+    ],
+    ids=["mlp", "linear", "quadratic_nd"],
+)
+def test_an_objective_too_big_to_build_is_refused_before_it_is_drawn(
+    tmp_path, monkeypatch, capsys, config, message
+):
+    monkeypatch.setattr(resources, "available_memory", lambda: 2**30)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.yaml").write_text(config)
+    assert cli.main(["run", "m.yaml", "-o", "out"]) == 2
+    assert capsys.readouterr().err == f"dynamics: error: {message}\n"
+    assert os.listdir(tmp_path) == ["m.yaml"]
