@@ -25,6 +25,11 @@ MAX_ANIMATED_STEPS = 10**6
 
 
 def main(argv=None) -> int:
+    with _signals_at_start() as started:
+        return _main(argv, started)
+
+
+def _main(argv, started) -> int:
     parser = _parser()
     # Overrides may follow options (`run CONFIG -o OUT steps=5`), which plain
     # argparse refuses for a positional list: gather the leftovers here.
@@ -38,6 +43,9 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    import jax  # noqa: F401  (loaded while a signal simply ends the process)
+
+    started()
     from dynamics.errors import ConfigError
 
     try:
@@ -55,7 +63,15 @@ def main(argv=None) -> int:
         print(
             f"\ndynamics: {said or 'interrupted; nothing was written'}", file=sys.stderr
         )
-        return 128 + (getattr(err, "signal", None) or 2)  # 130 for Ctrl-C
+        code = 128 + (getattr(err, "signal", None) or 2)  # 130 for Ctrl-C
+        if argv is None:
+            # A process of its own, stopped while XLA may still be compiling:
+            # the interpreter's shutdown can then crash in XLA's threads. What
+            # was finished is saved and closed; leave without the shutdown.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except OSError as err:  # a file the user named that cannot be read or written
         where = f"'{err.filename}': " if err.filename else ""
         print(f"dynamics: error: {where}{err.strerror or err}", file=sys.stderr)
@@ -790,6 +806,66 @@ def _command(argv):
 
 
 @contextlib.contextmanager
+def _signals_at_start():
+    """Ctrl-C and SIGTERM while JAX loads end the process at once: nothing is
+    written yet, and an exception raised inside JAX's start-up can crash the
+    interpreter or be swallowed. Once the caller says so (by calling what this
+    yields), they raise KeyboardInterrupt, noted in case it is swallowed; the
+    handlers before are restored at the end."""
+    import signal
+
+    from dynamics import errors
+
+    def end(number, frame):
+        print("\ndynamics: interrupted; nothing was written", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(128 + number)
+
+    def interrupt(number, frame):
+        errors.request_stop(number)
+        stopped = KeyboardInterrupt()
+        stopped.signal = number
+        raise stopped
+
+    def unraisable(report):
+        """A KeyboardInterrupt swallowed (inside a garbage-collector callback)
+        is not printed as an ignored exception: a sweep obeys its note between
+        chunks, and anything else ends as at start-up."""
+        if not isinstance(report.exc_value, KeyboardInterrupt):
+            return hook(report)
+        if not _SWEEPING:
+            end(getattr(report.exc_value, "signal", 2), None)
+
+    numbers = [signal.SIGINT, signal.SIGTERM]
+    try:
+        # A signal ignored from the start (a background job's Ctrl-C) stays so.
+        previous = {n: signal.getsignal(n) for n in numbers}
+        numbers = [n for n in numbers if previous[n] is not signal.SIG_IGN]
+        for number in numbers:
+            signal.signal(number, end)
+    except ValueError:  # not the main thread: leave signals alone
+        yield lambda: None
+        return
+
+    def started():
+        for number in numbers:
+            signal.signal(number, interrupt)
+
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable
+    try:
+        yield started
+    finally:
+        sys.unraisablehook = hook
+        errors.clear_stop()
+        for number in numbers:
+            signal.signal(number, previous[number])
+
+
+#: Set while a sweep runs under _stop_on_signals, which saves what is done.
+_SWEEPING = []
+
+
+@contextlib.contextmanager
 def _stop_on_signals():
     """Ctrl-C and SIGTERM (a scheduler's notice, ``kill``) stop a run once:
     the finished chunks stay saved for a resume, and a second signal does not
@@ -798,9 +874,12 @@ def _stop_on_signals():
 
     numbers = (signal.SIGINT, signal.SIGTERM)
 
+    from dynamics import errors
+
     def stop(number, frame):
         for each in numbers:
             signal.signal(each, signal.SIG_IGN)
+        errors.request_stop(number)  # in case this exception is swallowed
         stopped = KeyboardInterrupt()
         stopped.signal = number
         raise stopped
@@ -810,9 +889,12 @@ def _stop_on_signals():
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
+    _SWEEPING.append(True)
     try:
         yield
     finally:
+        _SWEEPING.clear()
+        errors.clear_stop()
         for number, handler in previous.items():
             signal.signal(number, handler)
 

@@ -30,7 +30,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from dynamics import classify, objectives, optimizers, sharpness
+from dynamics import classify, errors, objectives, optimizers, sharpness
 from dynamics.config import Experiment
 from dynamics.schema import substitute
 
@@ -148,6 +148,7 @@ def simulate(
     done = 0
     with jax.enable_x64(dtype == np.float64):
         for number, begin in mine:
+            errors.check_stop()
             runs = np.arange(begin, min(begin + chunk, total))
             values = (
                 grid_values(exp, runs)

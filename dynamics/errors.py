@@ -24,3 +24,27 @@ class Interrupted(KeyboardInterrupt):
 
     The message says how much is saved, where, and how to resume.
     """
+
+
+#: The signal that asked the running sweep to stop, once one has: a signal
+#: handler's KeyboardInterrupt can be swallowed (raised inside a garbage
+#: collector callback, it is only printed), so the sweep also looks here
+#: between chunks.
+_stop_requested: list[int] = []
+
+
+def request_stop(number: int) -> None:
+    """Notes that signal ``number`` asked the running sweep to stop."""
+    _stop_requested[:] = [number]
+
+
+def clear_stop() -> None:
+    _stop_requested.clear()
+
+
+def check_stop() -> None:
+    """Raises the KeyboardInterrupt of a stop that was asked for and lost."""
+    if _stop_requested:
+        stopped = KeyboardInterrupt()
+        stopped.signal = _stop_requested[0]
+        raise stopped

@@ -21,7 +21,7 @@ import xarray as xr
 import yaml
 import zarr
 
-from dynamics import api, cli, engine, store
+from dynamics import api, cli, engine, errors, store
 from dynamics.errors import ConfigError, Interrupted
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,6 +156,33 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_say_how_to_resume(tmp_path, stop):
         "run the same command again to resume"
     ) in err
     assert store.ChunkStore(_chunks(out)).missing() == list(range(3, 10))
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.5, 1.0, 2.0])
+def test_ctrl_c_while_starting_up_ends_cleanly(tmp_path, delay):
+    # While JAX loads, a KeyboardInterrupt raised inside its start-up could
+    # crash the interpreter or be swallowed by a garbage-collector callback;
+    # later, one raised during the first compilation crashed the shutdown.
+    out = str(tmp_path / "run")
+    process = _start(out)
+    time.sleep(delay)
+    err = _stop(process, signal.SIGINT)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    assert err.strip().startswith("dynamics: interrupted;")
+    assert not os.path.exists(out)  # nothing finished; at most chunks to resume
+
+
+def test_a_swallowed_stop_is_still_obeyed_between_chunks(tmp_path):
+    # As if the handler's KeyboardInterrupt had been lost: only the note stays.
+    errors.request_stop(signal.SIGTERM)
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            api.run(CONFIG, str(tmp_path / "run"), overrides=SWEEP)
+    finally:
+        errors.clear_stop()
+    assert stopped.value.signal == signal.SIGTERM
+    assert "0 of 10 chunks of runs are saved" in str(stopped.value)
 
 
 def test_another_config_is_refused_saying_what_differs(tmp_path, capsys):
