@@ -162,12 +162,23 @@ def classify(tail: Tail) -> Verdict:
     )
     at_rest = quarters[-1] <= 8 * eps * scale
     progressed = tail.final_grad <= 0.5 * tail.max_grad
+    # A contraction by ρ = e^λ < 1 per step cannot take the distance to its
+    # fixed point below about half an ulp / (1 − ρ): each step rounds by up to
+    # half an ulp. Near ρ = 1 that floor is many ulps wide, and rounding can
+    # hold the run there in a cycle (lr·λ just below 2 on a quadratic in
+    # float32 hops between 2 ± 6 ulps). Steps within four times that floor
+    # (and within the period search's own tolerance) are rounding, not motion.
+    rounding = False
+    if tail.lyapunov is not None:
+        contraction = -jnp.expm1(jnp.minimum(tail.lyapunov, 0.0))
+        floor = jnp.minimum(4 * eps * scale / contraction, 1000 * eps * scale)
+        rounding = (tail.lyapunov < 0) & (quarters[-1] <= floor)
 
     drifting = tail.displacement > DRIFT * tail.path_length
 
     nonfinite = tail.diverged_at >= 0
     converged = ~nonfinite & (
-        tail.settled | (at_rest & progressed) | (~at_rest & shrinking)
+        tail.settled | ((at_rest | rounding) & progressed) | (~at_rest & shrinking)
     )
     # The period search is the costliest rule. Called on a whole batch (not
     # under vmap), it skips the lags no run of the batch can have.

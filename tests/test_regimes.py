@@ -201,6 +201,25 @@ def test_long_runs_that_end_hopping_between_neighbouring_floats_are_converged(
     assert (ds["regime"].values == CONVERGED).all()
 
 
+def test_starts_near_the_minimum_held_in_a_rounding_cycle_are_converged(seed):
+    # From a start near w = 2 the largest gradient is small, so the ulp-wide
+    # cycle that float32 rounding holds the run in (up to half an ulp over
+    # 1 − |1 − 2·lr| ulps: a dozen at lr = 0.98) stays above the relative
+    # tolerance. The contraction rate (the Lyapunov exponent) shows the
+    # cycle is rounding; these used to be called period 2.
+    seed["steps"] = 2000
+    rates = np.linspace(0.976, 0.996, 6)
+    starts = [1.988, 1.99, 1.995, 2.005, 2.012]
+    ds = sweep(seed, **{"optimizer.learning_rate": rates.tolist(), "start.w": starts})
+    assert (ds["regime"].values == CONVERGED).all()
+    assert (ds["period"].values == 1).all()
+    # A true cycle of the same size is not rounding: lr = 1 exactly hops
+    # between 2 ± 0.01 for ever, with a zero exponent.
+    cycle = sweep(seed, **{"optimizer.learning_rate": [1.0], "start.w": [1.99]})
+    assert int(cycle["regime"][0, 0]) == OSCILLATING
+    assert int(cycle["period"][0, 0]) == 2
+
+
 def test_heavy_ball_boundary_holds_for_long_runs(seed):
     seed["optimizer"]["momentum"] = 0.9
     seed["steps"] = 2000
