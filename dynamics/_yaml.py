@@ -71,6 +71,10 @@ def load(text: str, filename: str) -> Document:
             line = lines[mark.line] if mark and mark.line < len(lines) else ""
             if line[: mark.column if mark else 0].strip():
                 hint = " (after a value, YAML here takes spaces, not tabs)"
+        if "another document" in str(what):
+            hint = (
+                " (a config is one YAML document: remove this '---' and what follows)"
+            )
         raise ConfigError(f"{where}: YAML syntax error: {what}{hint}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{filename}: YAML syntax error: {err}") from None

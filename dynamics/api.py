@@ -167,6 +167,9 @@ def begin(
             if unfinished.resumed == total
             else "computing the rest"
         )
+        stored, (asked, _) = unfinished.chunks.chunk, engine.chunks(exp)
+        if stored != asked:  # chunk_size changes no result, so it may differ
+            rest += f" in the stored sweep's chunks of {stored:,} runs, not {asked:,}"
         warnings.warn(
             f"resuming the sweep into {out}: {unfinished.resumed} of {total} "
             f"chunks were done before; {rest}",

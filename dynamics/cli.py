@@ -301,6 +301,8 @@ def _explore(args) -> int:
         raise ConfigError("--force applies to --save; add --save FILE")
     with _plain_warnings():
         explore.show(args.source, args.items, save=args.save)
+    if args.save:
+        print(f"Wrote {args.save}")
     return 0
 
 
@@ -755,7 +757,8 @@ def _figure_flags(args):
     if args.format is not None:  # in the config, so that config.yaml says so
         try:
             formats = _formats(args.format)  # one as itself, several as a list
-            flags["format"] = formats[0] if len(formats) == 1 else f"[{args.format}]"
+            listed = f"[{', '.join(formats)}]"
+            flags["format"] = formats[0] if len(formats) == 1 else listed
         except ConfigError as err:
             problems = err.problems
     given = {
@@ -786,7 +789,7 @@ def _formats(text):
     from dynamics.errors import ConfigError
     from dynamics.schema import FIGURE_FORMATS
 
-    formats = [part.strip() for part in text.split(",")]
+    formats = [part.strip().lower() for part in text.split(",")]  # PDF is pdf
     for fmt in formats:
         if fmt not in FIGURE_FORMATS:
             raise ConfigError(

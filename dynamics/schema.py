@@ -322,6 +322,13 @@ class _Checker:
                 self.problem(path, "give one learning rate per parameter group, or one")
                 return None
             rates = []
+            last = len(value) - 1
+            self.fixed["optimizer.learning_rate"] = (
+                "optimizer.learning_rate is a list here (one per parameter "
+                "group): sweep one entry, optimizer.learning_rate.0"
+                + (f" to .{last}" if last else "")
+                + ", or give a single learning rate to sweep it for every group"
+            )
             for index in range(len(value), 64):
                 self.fixed[f"optimizer.learning_rate.{index}"] = (
                     f"there are only {len(value)} learning rates (one per "
@@ -881,8 +888,30 @@ class _Checker:
         ):
             return f"'{text}', which YAML reads as the boolean {str(value).lower()}"
         if isinstance(value, str):
-            return f"the text '{value}'"
+            return f"the text '{value}'" + _as_number_hint(value)
         return f"{_kind(value)} {value!r}"
+
+
+def _as_number_hint(text):
+    """Why a text that looks like a number was not read as one."""
+    for wrong, right, why in (
+        ("\u2212", "-", "'\u2212' is a typographic minus; type '-'"),
+        ("\u2013", "-", "'\u2013' is a dash; type '-' for minus"),
+        (",", ".", "write the decimal point as '.'"),
+    ):
+        if wrong in text and _is_number(text.replace(wrong, right)):
+            return f" ({why})"
+    if _is_number(text):
+        return " (in quotes, so it is text; remove the quotes)"
+    return ""
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return any(c.isdigit() for c in text)  # not 'nan' or 'inf': YAML's are .nan, .inf
 
 
 #: Short names researchers write for hyperparameters, spelled out for hints.

@@ -259,6 +259,38 @@ CASES = [
         ],
     ),
     (
+        "quoted-number",
+        edit("learning_rate: 0.1", 'learning_rate: "0.1"'),
+        [],
+        [
+            f"c.yaml:{LR_LINE}: optimizer.learning_rate: expected a number, got the "
+            "text '0.1' (in quotes, so it is text; remove the quotes)"
+        ],
+    ),
+    (
+        "typographic-minus",
+        edit("  w: 0.0", "  w: \u22120.5"),
+        [],
+        [
+            "c.yaml:5: start.w: expected a number, got the text '\u22120.5' "
+            "('\u2212' is a typographic minus; type '-')"
+        ],
+    ),
+    (
+        "list-learning-rate-swept",
+        BASE,
+        ["optimizer.learning_rate=[0.1, 0.2]"],
+        [
+            "command-line override 'optimizer.learning_rate=[0.1, 0.2]': "
+            "optimizer.learning_rate: 2 learning rates for 1 parameter groups (w); "
+            "give one per group, in that order",
+            "c.yaml:11: sweep.optimizer.learning_rate: optimizer.learning_rate is "
+            "a list here (one per parameter group): sweep one entry, "
+            "optimizer.learning_rate.0 to .1, or give a single learning rate to "
+            "sweep it for every group",
+        ],
+    ),
+    (
         "text-for-number",
         edit("steps: 20", "steps: twenty"),
         [],
@@ -379,6 +411,24 @@ CASES = [
         ],
     ),
     # Formulas
+    (
+        "formula-walrus",
+        with_expr('"(w := 3) * w"'),
+        [],
+        [
+            f"c.yaml:{EXPR_LINE}: objective.expr: an assignment (':=') is not "
+            f"allowed in a formula; {FORMULA_RULE} (column 2) in '(w := 3) * w'"
+        ],
+    ),
+    (
+        "second-document",
+        BASE + "---\nsteps: 30\n",
+        [],
+        [
+            "c.yaml:12:1: YAML syntax error: but found another document (a config "
+            "is one YAML document: remove this '---' and what follows)"
+        ],
+    ),
     (
         "formula-attribute",
         with_expr('"w.real"'),

@@ -185,6 +185,28 @@ def test_a_swallowed_stop_is_still_obeyed_between_chunks(tmp_path):
     assert "0 of 10 chunks of runs are saved" in str(stopped.value)
 
 
+def test_a_resume_keeps_the_stored_chunks_and_says_so(tmp_path, reference):
+    out = str(tmp_path / "run")
+
+    def stop_after_three(done, total):
+        if done >= 3 * 256:
+            errors.request_stop(signal.SIGINT)
+
+    try:
+        with pytest.raises(Interrupted):
+            api.run(CONFIG, out, overrides=SWEEP, progress=stop_after_three)
+    finally:
+        errors.clear_stop()
+    other = [*SWEEP[:2], "chunk_size=128"]  # changes no result, so not refused
+    with pytest.warns(api.ResumeNotice) as said:
+        ds = api.run(CONFIG, out, overrides=other)
+    assert str(said[0].message) == (
+        f"resuming the sweep into {out}: 3 of 10 chunks were done before; "
+        "computing the rest in the stored sweep's chunks of 256 runs, not 128"
+    )
+    _assert_same(ds.load(), reference)
+
+
 def test_another_config_is_refused_saying_what_differs(tmp_path, capsys):
     out = str(tmp_path / "run")
     unfinished = api.begin(api.load_config(CONFIG, SWEEP), out)

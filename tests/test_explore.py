@@ -12,7 +12,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.contour import ContourSet
 from PIL import Image
 
-from dynamics import api, engine, figures
+from dynamics import api, cli, engine, figures
 from dynamics.config import load_config
 from dynamics.errors import ConfigError
 from dynamics.explore import WORK, Explorer, coarse, show
@@ -248,7 +248,7 @@ def test_without_results_the_map_is_computed_coarse():
     assert fractal.shape[0] == fractal.shape[1] < 96 and runs <= WORK
 
 
-def test_show_saves_the_first_view_of_a_config_or_a_run(seed_map, tmp_path):
+def test_show_saves_the_first_view_of_a_config_or_a_run(seed_map, tmp_path, capsys):
     exp, ds = seed_map
     folder = str(tmp_path / "run")
     api.save_run(exp, ds, folder)
@@ -265,6 +265,12 @@ def test_show_saves_the_first_view_of_a_config_or_a_run(seed_map, tmp_path):
     for colour in ("#0072B2", "#56B4E9", "#D55E00"):  # the map's three regimes
         target = np.round(np.array(to_rgb(colour)) * 255)
         assert (np.abs(picture - target).sum(axis=-1) < 10).sum() > 1000
+
+    saved = str(tmp_path / "by_command.png")
+    assert cli.main(["explore", folder, "--save", saved]) == 0
+    assert capsys.readouterr().out == f"Wrote {saved}\n"
+    with Image.open(saved) as image:
+        np.testing.assert_array_equal(np.asarray(image.convert("RGB")), picture)
 
     with pytest.raises(ConfigError, match="run folder"):
         show(folder, ["steps=10"], save=str(tmp_path / "x.png"))
