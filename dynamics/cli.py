@@ -37,7 +37,12 @@ def _main(argv, started) -> int:
     args.argv = sys.argv[1:] if argv is None else list(argv)
     unknown = [item for item in extra if item.startswith("-") or "=" not in item]
     if unknown or (extra and args.command not in ("run", "explore")):
-        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+        flag = next((item for item in unknown if item.startswith("--")), None)
+        hint = ""
+        if flag and args.command in ("run", "explore"):
+            key = flag[2:].partition("=")[0].replace("-", "_")
+            hint = f" (a config value is set as key=value, as in {key}=VALUE)"
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}{hint}")
     if extra:
         args.items = list(args.items) + extra
     if args.command is None:

@@ -807,6 +807,19 @@ def test_output_under_a_file_names_the_file(tmp_path, monkeypatch, capsys):
     )
 
 
+def test_a_config_value_given_as_a_flag_gets_a_hint(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["run", "--steps", "300"])
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert err.endswith(
+        "dynamics: error: unrecognized arguments: --steps (a config value is set "
+        "as key=value, as in steps=VALUE)\n"
+    )
+    assert os.listdir(tmp_path) == []
+
+
 def test_bad_format_and_dpi_are_both_listed(tmp_path, monkeypatch, capsys):
     code, err = run(
         tmp_path, monkeypatch, capsys, args=["--format", "jpg", "--dpi", "-3"]
