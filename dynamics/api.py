@@ -298,8 +298,9 @@ def write_figures(
     for stem, draw in drawn:
         try:
             with np.errstate(over="ignore", invalid="ignore"):
+                titled = metadata | {"Title": f"{exp.name}: {stem}"}
                 paths += figures.save_all(
-                    draw(), folder, stem, formats, dpi, description, metadata=metadata
+                    draw(), folder, stem, formats, dpi, description, metadata=titled
                 )
             gc.collect()  # a figure's cycles hold its arrays; free them now
         except (OverflowError, ValueError) as err:

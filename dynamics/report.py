@@ -513,6 +513,8 @@ def write_report(
         for key, value in ds.attrs.items()
         if key != "config"
     }
+    if "resumed" in provenance:  # stored as 0 or 1
+        provenance["resumed"] = "yes" if provenance["resumed"] else "no"
     found = _figure_files(folder, skip={html, pdf})
     with tempfile.TemporaryDirectory(prefix="dynamics-report-") as scratch:
         redrawn = _redraw(folder, ds, found, scratch)

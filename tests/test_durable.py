@@ -20,6 +20,7 @@ import pytest
 import xarray as xr
 import yaml
 import zarr
+from PIL import Image
 
 from dynamics import api, cli, engine, errors, store
 from dynamics.errors import ConfigError, Interrupted
@@ -268,6 +269,10 @@ def test_command_line_is_recorded(tmp_path):
     assert cli.main(["run", CONFIG, "-q", "steps=20", "-o", out, *SWEEP[:2]]) == 0
     command = api.load(out).attrs["command"]
     assert command.startswith("dynamics run ") and "steps=20" in command
+    # Each figure carries it too, titled with the run and the figure.
+    with Image.open(os.path.join(out, "stability_map.png")) as image:
+        assert image.text["command"] == command
+        assert image.text["Title"] == "seed-quadratic: stability_map"
 
 
 def test_a_large_map_is_read_only_where_it_is_sliced(tmp_path, monkeypatch):

@@ -200,6 +200,7 @@ def test_html_embeds_every_figure_with_its_caption(seed_run, written):
     with open(os.path.join(seed_run, "config.yaml"), encoding="utf-8") as f:
         assert escape(f.read()) in text
     assert "<th>jax_version</th>" in text and "<th>created</th>" in text
+    assert "<th>resumed</th><td>no</td>" in text  # stored as 0
 
 
 def _correlation(page, rect, figure):
