@@ -54,6 +54,7 @@ def animate_path(
     fps: float = 10,
     max_frames: int = 120,
     dpi: int = 80,
+    command: str | None = None,
 ) -> str:
     """Writes the configured run's descent as an animated GIF.
 
@@ -82,6 +83,8 @@ def animate_path(
       fps: frames per second.
       max_frames: the most frames to draw, the diverged frame included.
       dpi: pixels per inch of the 6.4 × 4.4 inch frame.
+      command: the command line recorded with the provenance (default: this
+        process's).
 
     Returns:
       ``filename``.
@@ -123,7 +126,7 @@ def animate_path(
         scene.draw(count - 1, f"diverged at step {diverged_at}{last}")
         images.append(_frame(fig, dpi))
     about = {"animation": "descent path", "steps": len(path.loss) - 1}
-    _save(images, filename, fps, _provenance(exp, started, about))
+    _save(images, filename, fps, _provenance(exp, started, about, command))
     return os.fspath(filename)
 
 
@@ -207,13 +210,15 @@ def animate_zoom(
     fps: float = 2,
     dpi: int = 80,
     progress: engine.Progress | None = None,
+    command: str | None = None,
 ) -> str:
     """Writes a zoom into the stability map's boundary as an animated GIF.
 
     Each frame is :func:`dynamics.figures.plot_stability_map` of one map of
     :func:`zoom_maps` (which see for the arguments), titled with its
     magnification and the window's widths, on one fixed layout of 7.2 × 5
-    inches at ``dpi``.
+    inches at ``dpi``. ``command`` is the command line recorded with the
+    provenance (default: this process's).
 
     Returns:
       ``filename``.
@@ -266,7 +271,7 @@ def animate_zoom(
         "frames": len(maps),
         "resolution": resolution,
     }
-    _save(images, filename, fps, _provenance(exp, started, about))
+    _save(images, filename, fps, _provenance(exp, started, about, command))
     return os.fspath(filename)
 
 
@@ -294,13 +299,13 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _provenance(exp, started, about):
+def _provenance(exp, started, about, command=None):
     """What a figure's metadata records (:data:`dynamics.api.PROVENANCE`),
     what the animation shows, and the config last, as ``name: text`` lines."""
     from dynamics import api
 
     attrs = results.provenance(exp)
-    attrs |= {"started": started, "ended": _now(), "command": api._command()}
+    attrs |= {"started": started, "ended": _now(), "command": command or api._command()}
     lines = [f"{key}: {value}" for key, value in about.items()]
     lines += [f"{key}: {attrs[key]}" for key in api.PROVENANCE if key in attrs]
     return "\n".join([*lines, "config:", attrs["config"]])

@@ -516,6 +516,7 @@ def _animate(args) -> int:
                 resolution=args.resolution,
                 fps=args.fps or 2,
                 progress=meter,
+                command=_command(args.argv),
             )
             if meter:
                 meter.close()
@@ -526,6 +527,7 @@ def _animate(args) -> int:
                 steps=args.steps,
                 fps=args.fps or 10,
                 max_frames=args.max_frames,
+                command=_command(args.argv),
             )
         os.replace(partial, target)
     except ValueError as err:  # the animation's own checks of its arguments

@@ -216,6 +216,7 @@ def test_the_command_animates_a_run_folder_and_keeps_what_exists(tmp_path, capsy
     gif = out / "descent_path.gif"
     with Image.open(gif) as image:
         assert image.n_frames == 13  # the start and each of 12 steps
+    assert provenance(gif)[0]["command"] == f"dynamics animate {out} -q"
     before = gif.stat().st_mtime_ns
     assert cli.main(["animate", str(out)]) == 2
     assert "add --force" in capsys.readouterr().err
