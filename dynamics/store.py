@@ -630,8 +630,10 @@ def _take_up(out, folder, config_yaml, layout, force, restart, attrs, lock, chec
     check_writable(out, force, resuming=lock is not None)
     if check is not None:
         check()
+    claimed = not os.path.exists(out)
     _claim(out)
-    if lock is None:
+    made = lock is None
+    if made:
         try:
             os.mkdir(folder)
         except OSError as err:
@@ -645,6 +647,12 @@ def _take_up(out, folder, config_yaml, layout, force, restart, attrs, lock, chec
         chunks = ChunkStore.create(chunks_path, runs, chunk, arrays, attrs)
     except BaseException:
         lock.close()
+        # Stopped before its store existed, a new sweep leaves nothing behind.
+        if made:
+            shutil.rmtree(folder, ignore_errors=True)
+        if claimed:
+            with contextlib.suppress(OSError):
+                os.rmdir(out)  # only if still empty
         raise
     return Unfinished(out, folder, chunks, 0, lock)
 

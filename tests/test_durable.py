@@ -174,6 +174,17 @@ def test_ctrl_c_while_starting_up_ends_cleanly(tmp_path, delay):
     assert not os.path.exists(out)  # nothing finished; at most chunks to resume
 
 
+def test_a_stop_while_the_store_is_made_leaves_nothing(tmp_path):
+    out = str(tmp_path / "run")
+
+    def layout():
+        raise KeyboardInterrupt  # Ctrl-C before the store exists
+
+    with pytest.raises(KeyboardInterrupt):
+        store.begin(out, "steps: 20\n", layout)
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_swallowed_stop_is_still_obeyed_between_chunks(tmp_path):
     # As if the handler's KeyboardInterrupt had been lost: only the note stays.
     errors.request_stop(signal.SIGTERM)
