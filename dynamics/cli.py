@@ -26,10 +26,20 @@ MAX_ANIMATED_STEPS = 10**6
 
 def main(argv=None) -> int:
     with _signals_at_start() as started:
-        return _main(argv, started)
+        code = _main(argv, started)
+        if argv is None:
+            # The work is done and said: a late Ctrl-C changes nothing, and
+            # during the interpreter's shutdown it would only kill it (-2).
+            import signal
+
+            for number in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(ValueError):
+                    signal.signal(number, signal.SIG_IGN)
+        return code
 
 
 def _main(argv, started) -> int:
+    _FINISHED.clear()
     parser = _parser()
     # Overrides may follow options (`run CONFIG -o OUT steps=5`), which plain
     # argparse refuses for a positional list: gather the leftovers here.
@@ -65,9 +75,11 @@ def _main(argv, started) -> int:
         from dynamics.errors import Interrupted
 
         said = str(err) if isinstance(err, Interrupted) else ""
-        print(
-            f"\ndynamics: {said or 'interrupted; nothing was written'}", file=sys.stderr
-        )
+        if not said and _FINISHED:
+            said = f"interrupted; the results are complete in {_FINISHED[-1]}"
+        elif not said:  # a run stopped before its sweep began has written none
+            said = "interrupted" + "; nothing was written" * (args.command == "run")
+        print(f"\ndynamics: {said}", file=sys.stderr)
         code = 128 + (getattr(err, "signal", None) or 2)  # 130 for Ctrl-C
         if argv is None:
             # A process of its own, stopped while XLA may still be compiling:
@@ -376,6 +388,15 @@ def _run(args) -> int:
             else:
                 ds = api.run(exp, out, **options)
         except Interrupted as err:
+            if os.path.isdir(os.path.join(out, "results.zarr")) and not os.path.isdir(
+                store.partial_path(out)
+            ):  # the stop came as the finished results were put in place
+                _FINISHED.append(out)
+                done = Interrupted(
+                    f"interrupted as the run ended; its results are complete in {out}"
+                )
+                done.signal = getattr(err, "signal", None)
+                raise done from None
             if args.out is not None:
                 raise
             # The default output is new each time: name the one to go on in.
@@ -383,6 +404,7 @@ def _run(args) -> int:
             again = Interrupted(said)
             again.signal = getattr(err, "signal", None)
             raise again from None
+    _FINISHED.append(out)
     if meter:
         meter.close()
     if index:
@@ -873,6 +895,8 @@ def _signals_at_start():
 
 #: Set while a sweep runs under _stop_on_signals, which saves what is done.
 _SWEEPING = []
+#: The output of a run whose results are complete, once they are.
+_FINISHED = []
 
 
 @contextlib.contextmanager
@@ -895,6 +919,8 @@ def _stop_on_signals():
         raise stopped
 
     try:
+        # A signal ignored from the start (a background job's Ctrl-C) stays so.
+        numbers = [n for n in numbers if signal.getsignal(n) is not signal.SIG_IGN]
         previous = {number: signal.signal(number, stop) for number in numbers}
     except ValueError:  # not the main thread: leave signals alone
         yield

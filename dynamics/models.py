@@ -266,13 +266,24 @@ def _mlp_build(settings, start, dtype):
     return Problem(params=params, loss=loss, step_loss=step_loss)
 
 
+#: Bytes a model holds per scalar parameter beyond its value: the parameter's
+#: name in the results (``engine.parameter_names``) and its copies in a run.
+PER_PARAMETER = 128
+#: Copies of the generated data held at once: a draw rounded up to a power of
+#: two (see _drawn), cut, cast, and embedded in the compiled program.
+DATA_COPIES = 8
+
+
+def _bytes(parameters, data, itemsize):
+    """About the memory a model of ``parameters`` and ``data`` values takes."""
+    return parameters * (PER_PARAMETER + 2 * itemsize) + DATA_COPIES * data * itemsize
+
+
 def _mlp_footprint(settings, itemsize):
     width, depth = settings["width"], settings["depth"]
     parameters = width * width * (depth - 1) + width
     count = data_count(settings["data_ratio"], parameters, "mlp")
-    # A draw is rounded up to a power of two (see _drawn), then cut and cast:
-    # the data is held up to four times over while it is made.
-    size = (2 * parameters + 4 * count * (width + 1)) * itemsize
+    size = _bytes(parameters, count * (width + 1), itemsize)
     words = (
         f"an mlp of width {width:,} and depth {depth} has {parameters:,} "
         f"parameters and {count:,} data points of {width:,} inputs"
@@ -383,7 +394,7 @@ MODELS["uv"] = Family(
     },
     build=_uv_build,
     footprint=lambda settings, itemsize: (
-        4 * settings["width"] * itemsize,
+        _bytes(2 * settings["width"], 0, itemsize),
         f"the uv model of width {settings['width']:,}",
         "lower objective.width",
     ),
@@ -429,7 +440,7 @@ def _regression_footprint(name):
     def footprint(settings, itemsize):
         dim = settings["dim"]
         count = data_count(settings["data_ratio"], dim + 1, name)
-        size = (2 * (dim + 1) + 4 * count * (dim + 2)) * itemsize
+        size = _bytes(dim + 1, count * (dim + 2), itemsize)
         words = f"{name} regression of dim {dim:,} has {count:,} data points"
         return size, words, "lower objective.dim or objective.data_ratio"
 

@@ -174,6 +174,25 @@ def test_ctrl_c_while_starting_up_ends_cleanly(tmp_path, delay):
     assert not os.path.exists(out)  # nothing finished; at most chunks to resume
 
 
+def test_a_ctrl_c_ignored_from_the_start_stays_ignored(tmp_path):
+    # As for a background job of a script: the shell starts it ignoring SIGINT.
+    out = str(tmp_path / "run")
+    command = [sys.executable, "-m", "dynamics", "run", CONFIG, *SWEEP, "-o", out]
+    process = subprocess.Popen(
+        ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command],
+        cwd=ROOT,
+        env=dict(os.environ, DYNAMICS_FAULT="slow:0.2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(process, "runs (")  # the sweep is under way
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert os.path.isdir(os.path.join(out, "results.zarr"))
+
+
 def test_a_stop_while_the_store_is_made_leaves_nothing(tmp_path):
     out = str(tmp_path / "run")
 

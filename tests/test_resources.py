@@ -79,17 +79,17 @@ steps: 8
     [
         (
             # Data grows as width³: 160,400 points of 400 inputs, drawn in
-            # float32 and held up to four times over, is about 1 GiB.
+            # float32 and held up to eight times over, is about 2 GiB.
             MODEL,
             "m.yaml:1: objective: an mlp of width 400 and depth 2 has 160,400 "
-            "parameters and 160,400 data points of 400 inputs: about 1.0 GiB to "
+            "parameters and 160,400 data points of 400 inputs: about 1.9 GiB to "
             "build, and 1.0 GiB of memory is available; lower objective.width, "
             "objective.depth or objective.data_ratio",
         ),
         (
             MODEL.replace("mlp, width: 400, depth: 2", "linear, dim: 3000"),
             "m.yaml:1: objective: linear regression of dim 3,000 has 12,004 data "
-            "points: about 0.5 GiB to build, and 1.0 GiB of memory is available; "
+            "points: about 1.1 GiB to build, and 1.0 GiB of memory is available; "
             "lower objective.dim or objective.data_ratio",
         ),
         (
@@ -101,8 +101,14 @@ steps: 8
             "6,000² matrices: about 1.2 GiB to build, and 1.0 GiB of memory is "
             "available; give objective.spectrum fewer eigenvalues",
         ),
+        (
+            # Each parameter is also named in the results: 20 million names.
+            MODEL.replace("mlp, width: 400, depth: 2", "uv, width: 10000000"),
+            "m.yaml:1: objective: the uv model of width 10,000,000: about 2.5 GiB "
+            "to build, and 1.0 GiB of memory is available; lower objective.width",
+        ),
     ],
-    ids=["mlp", "linear", "quadratic_nd"],
+    ids=["mlp", "linear", "quadratic_nd", "uv"],
 )
 def test_an_objective_too_big_to_build_is_refused_before_it_is_drawn(
     tmp_path, monkeypatch, capsys, config, message
