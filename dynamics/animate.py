@@ -307,7 +307,7 @@ def _provenance(exp, started, about, command=None):
     attrs = results.provenance(exp)
     attrs |= {"started": started, "ended": _now(), "command": command or api._command()}
     lines = [f"{key}: {value}" for key, value in about.items()]
-    lines += [f"{key}: {attrs[key]}" for key in api.PROVENANCE if key in attrs]
+    lines += [f"{key}: {value}" for key, value in api.figure_metadata(attrs).items()]
     return "\n".join([*lines, "config:", attrs["config"]])
 
 

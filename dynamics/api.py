@@ -6,7 +6,7 @@ import os
 import shlex
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -103,9 +103,8 @@ def stopping(unfinished: store.Unfinished):
         yield
     except KeyboardInterrupt as err:
         unfinished.release()
-        stopped = Interrupted(f"interrupted; {unfinished.stopped()}")
-        stopped.signal = getattr(err, "signal", None)
-        raise stopped from None
+        said = f"interrupted; {unfinished.stopped()}"
+        raise Interrupted(said, getattr(err, "signal", None)) from None
     except OSError as err:
         unfinished.release()
         where = f" {err.filename}" if err.filename else ""
@@ -334,9 +333,11 @@ PROVENANCE = (
 )
 
 
-def figure_metadata(ds: xr.Dataset) -> dict[str, str]:
-    """The run's provenance, as text, for a figure file's metadata."""
-    return {key: str(ds.attrs[key]) for key in PROVENANCE if key in ds.attrs}
+def figure_metadata(ds: xr.Dataset | Mapping) -> dict[str, str]:
+    """The run's provenance (a Dataset's attributes, or such a mapping), as
+    text, for a figure file's metadata."""
+    attrs = ds.attrs if isinstance(ds, xr.Dataset) else ds
+    return {key: str(attrs[key]) for key in PROVENANCE if key in attrs}
 
 
 class FigureWarning(UserWarning):

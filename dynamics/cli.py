@@ -360,9 +360,11 @@ def _run(args) -> int:
     index, count = distributed.initialize(options)
     try:
         try:
-            exp = config.load_config(paths[0] if paths else None, overrides)
+            exp = config.load_config(
+                paths[0] if paths else None, overrides, named=named
+            )
         except ConfigError as err:
-            raise ConfigError(flagged + [named(p) for p in err.problems]) from None
+            raise ConfigError(flagged + err.problems) from None
         if flagged:
             raise ConfigError(flagged)
         problem = None
@@ -392,18 +394,15 @@ def _run(args) -> int:
                 store.partial_path(out)
             ):  # the stop came as the finished results were put in place
                 _FINISHED.append(out)
-                done = Interrupted(
+                said = (
                     f"interrupted as the run ended; its results are complete in {out}"
                 )
-                done.signal = getattr(err, "signal", None)
-                raise done from None
+                raise Interrupted(said, err.signal) from None
             if args.out is not None:
                 raise
             # The default output is new each time: name the one to go on in.
             said = str(err).replace(store.RESUME, f"{store.RESUME}, with -o {out}")
-            again = Interrupted(said)
-            again.signal = getattr(err, "signal", None)
-            raise again from None
+            raise Interrupted(said, err.signal) from None
     _FINISHED.append(out)
     if meter:
         meter.close()
@@ -773,8 +772,8 @@ def _zoom(args) -> int:
 
 def _figure_flags(args):
     """The figure flags of ``run``, as overrides the config's schema checks;
-    the problems of ``--format``, which is checked here; and a function that
-    names the flag, not the override it became, in a problem."""
+    the problems of ``--format``, which is checked here; and each override's
+    flag as typed, for the config's messages to name."""
     from dynamics.errors import ConfigError
 
     size = args.size
@@ -797,21 +796,12 @@ def _figure_flags(args):
         "font_size": args.font_size,
         "format": args.format,
     }
-    items, labels = [], {}
-    for key, value in flags.items():
-        if value:
-            item = f"figures.{key}={value}"
-            items.append(item)
-            flag = "--" + key.replace("_", "-")
-            labels[f"command-line override '{item}'"] = f"{flag} {given[key]}"
-
-    def named(problem):
-        for said, label in labels.items():
-            if problem.startswith(said):
-                return label + problem[len(said) :]
-        return problem
-
-    return items, problems, named
+    named = {
+        f"figures.{key}={value}": f"--{key.replace('_', '-')} {given[key]}"
+        for key, value in flags.items()
+        if value
+    }
+    return list(named), problems, named
 
 
 def _formats(text):
@@ -853,12 +843,6 @@ def _signals_at_start():
         sys.stderr.flush()
         os._exit(128 + number)
 
-    def interrupt(number, frame):
-        errors.request_stop(number)
-        stopped = KeyboardInterrupt()
-        stopped.signal = number
-        raise stopped
-
     def unraisable(report):
         """A KeyboardInterrupt swallowed (inside a garbage-collector callback)
         is not printed as an ignored exception: a sweep obeys its note between
@@ -881,7 +865,7 @@ def _signals_at_start():
 
     def started():
         for number in numbers:
-            signal.signal(number, interrupt)
+            signal.signal(number, lambda number, frame: errors.interrupt(number))
 
     hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
@@ -913,10 +897,7 @@ def _stop_on_signals():
     def stop(number, frame):
         for each in numbers:
             signal.signal(each, signal.SIG_IGN)
-        errors.request_stop(number)  # in case this exception is swallowed
-        stopped = KeyboardInterrupt()
-        stopped.signal = number
-        raise stopped
+        errors.interrupt(number)
 
     try:
         # A signal ignored from the start (a background job's Ctrl-C) stays so.

@@ -98,7 +98,12 @@ def default_config_path() -> str:
     return str(resources.files("dynamics") / "configs" / DEFAULT_CONFIG)
 
 
-def load_config(config: Any = None, overrides: Sequence[str] = ()) -> Experiment:
+def load_config(
+    config: Any = None,
+    overrides: Sequence[str] = (),
+    *,
+    named: Mapping[str, str] | None = None,
+) -> Experiment:
     """Reads, overrides and checks an experiment config.
 
     Args:
@@ -107,6 +112,9 @@ def load_config(config: Any = None, overrides: Sequence[str] = ()) -> Experiment
       overrides: ``"key=value"`` strings; the key is a dotted path (sweep keys
         keep their own dots, as in ``sweep.start.w.num=64``) and the value is
         read as YAML.
+      named: how problems name some overrides, by override: the flag they
+        came from (``{"figures.dpi=-3": "--dpi -3"}``) rather than
+        ``command-line override 'figures.dpi=-3'``.
 
     Returns:
       The checked :class:`Experiment`.
@@ -162,7 +170,7 @@ def load_config(config: Any = None, overrides: Sequence[str] = ()) -> Experiment
         )
     if isinstance(overrides, str):
         overrides = [overrides]
-    origins = _Origins(source, document)
+    origins = _Origins(source, document, named or {})
     data = document.data
     for item in overrides:
         _apply_override(data, item, origins)
@@ -176,11 +184,16 @@ def load_config(config: Any = None, overrides: Sequence[str] = ()) -> Experiment
 class _Origins:
     """Where each value came from, to locate problems."""
 
-    def __init__(self, source, document):
+    def __init__(self, source, document, named):
         self.source = source or "config"
         self.lines = dict(document.lines)
         self.texts = dict(document.texts)
         self.overridden = {}
+        self.named = named
+
+    def said(self, item):
+        """How a problem names the override ``item``."""
+        return self.named.get(item) or f"command-line override '{item}'"
 
     def where(self, path):
         path = tuple(path)
@@ -188,10 +201,10 @@ class _Origins:
         for length in range(len(path), 0, -1):
             item = self.overridden.get(path[:length])
             if item is not None:
-                return f"command-line override '{item}': {dotted}"
+                return f"{self.said(item)}: {dotted}"
         for overridden, item in self.overridden.items():
             if overridden[: len(path)] == path:
-                return f"command-line override '{item}': {dotted}"
+                return f"{self.said(item)}: {dotted}"
         for length in range(len(path), 0, -1):
             line = self.lines.get(path[:length])
             if line is not None:
@@ -206,11 +219,12 @@ def _dotted(path):
 def _apply_override(data, item, origins):
     key, sep, text = item.partition("=")
     key = key.strip()
+    said = origins.said(item)
     given = [before for before in origins.overridden.values()
              if before.partition("=")[0].strip() == key]  # fmt: skip
     if key and given:
         raise ConfigError(
-            f"command-line override '{item}': {key} is given twice on the command "
+            f"{said}: {key} is given twice on the command "
             f"line (first as '{given[0]}'); keep one"
         )
     if not sep or not key:
@@ -219,27 +233,19 @@ def _apply_override(data, item, origins):
             "as in steps=500 or sweep.start.w.num=64"
         )
     if not text.strip():
-        raise ConfigError(
-            f"command-line override '{item}': no value after '='; write {key}=VALUE"
-        )
-    document = _yaml.load(text, f"command-line override '{item}'")
+        raise ConfigError(f"{said}: no value after '='; write {key}=VALUE")
+    document = _yaml.load(text, said)
     value = document.data
-    path = _override_path(data, key.split("."), item)
+    path = _override_path(data, key.split("."), said)
     target = data
     for part in path[:-1]:
         target = target.setdefault(part, {}) if isinstance(target, dict) else target
         if not isinstance(target, dict | list):
-            raise ConfigError(
-                f"command-line override '{item}': {_dotted(path)} "
-                "does not lead to a mapping"
-            )
+            raise ConfigError(f"{said}: {_dotted(path)} does not lead to a mapping")
     last = path[-1]
     if isinstance(target, list):
         if not isinstance(last, int) or not 0 <= last < len(target):
-            raise ConfigError(
-                f"command-line override '{item}': no item {last} "
-                f"in a list of {len(target)}"
-            )
+            raise ConfigError(f"{said}: no item {last} in a list of {len(target)}")
     target[last] = value
     path = tuple(path)
     origins.overridden[path] = item
@@ -250,7 +256,7 @@ def _apply_override(data, item, origins):
         origins.texts[path + where] = written
 
 
-def _override_path(data, parts, item):
+def _override_path(data, parts, said):
     """Splits a dotted override key, keeping the dots of sweep keys together."""
     path, node, index = [], data, 0
     while index < len(parts):
@@ -270,9 +276,7 @@ def _override_path(data, parts, item):
             part = parts[index]
             if isinstance(node, list):
                 if not part.lstrip("-").isdigit():
-                    raise ConfigError(
-                        f"command-line override '{item}': '{part}' must be a list index"
-                    )
+                    raise ConfigError(f"{said}: '{part}' must be a list index")
                 part = int(part)
             path.append(part)
             index += 1

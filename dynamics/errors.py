@@ -23,7 +23,14 @@ class Interrupted(KeyboardInterrupt):
     """A run stopped by Ctrl-C or SIGTERM after saving what it had finished.
 
     The message says how much is saved, where, and how to resume.
+
+    Attributes:
+      signal: the signal's number (SIGINT, SIGTERM), or None.
     """
+
+    def __init__(self, message: str = "", signal: int | None = None):
+        super().__init__(message)
+        self.signal = signal
 
 
 #: The signal that asked the running sweep to stop, once one has: a signal
@@ -38,6 +45,15 @@ def request_stop(number: int) -> None:
     _stop_requested[:] = [number]
 
 
+def interrupt(number: int):
+    """A signal handler's stop: notes it (in case what follows is swallowed),
+    then raises KeyboardInterrupt with the signal's number as ``signal``."""
+    request_stop(number)
+    stopped = KeyboardInterrupt()
+    stopped.signal = number
+    raise stopped
+
+
 def clear_stop() -> None:
     _stop_requested.clear()
 
@@ -45,6 +61,4 @@ def clear_stop() -> None:
 def check_stop() -> None:
     """Raises the KeyboardInterrupt of a stop that was asked for and lost."""
     if _stop_requested:
-        stopped = KeyboardInterrupt()
-        stopped.signal = _stop_requested[0]
-        raise stopped
+        interrupt(_stop_requested[0])

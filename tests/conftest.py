@@ -1,6 +1,19 @@
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Every Hypothesis test here draws the same cases on every run, keeps no
+# database and has no per-example deadline (a first example compiles); each
+# sets only its own number of examples.
+settings.register_profile(
+    "dynamics",
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("dynamics")
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Compile counts are asserted: programs must not come from an earlier run's

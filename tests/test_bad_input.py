@@ -626,37 +626,27 @@ def snapshot(folder):
     }
 
 
-def test_existing_output_without_force_is_left_alone(tmp_path, monkeypatch, capsys):
-    make_earlier_run(tmp_path)
-    before = snapshot(tmp_path / OUT)
-    code, err = run(tmp_path, monkeypatch, capsys)
-    assert_refused(
-        tmp_path,
-        code,
-        err,
-        [
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            [],
             "output 'out' already exists; choose another -o, or pass --force to "
-            "replace that earlier run"
-        ],
-        left=(CONFIG, OUT),
-    )
-    assert snapshot(tmp_path / OUT) == before
-
-
-def test_force_with_a_bad_config_leaves_the_earlier_run(tmp_path, monkeypatch, capsys):
+            "replace that earlier run",
+        ),
+        (
+            ["--force", "steps=-5"],
+            "command-line override 'steps=-5': steps: must be at least 8, got -5 "
+            "(the regime is read from the last steps)",
+        ),
+    ],
+    ids=["without-force", "force-with-a-bad-config"],
+)
+def test_an_earlier_run_is_left_alone(tmp_path, monkeypatch, capsys, args, message):
     make_earlier_run(tmp_path)
     before = snapshot(tmp_path / OUT)
-    code, err = run(tmp_path, monkeypatch, capsys, args=["--force", "steps=-5"])
-    assert_refused(
-        tmp_path,
-        code,
-        err,
-        [
-            "command-line override 'steps=-5': steps: must be at least 8, got -5 "
-            "(the regime is read from the last steps)"
-        ],
-        left=(CONFIG, OUT),
-    )
+    code, err = run(tmp_path, monkeypatch, capsys, args=args)
+    assert_refused(tmp_path, code, err, [message], left=(CONFIG, OUT))
     assert snapshot(tmp_path / OUT) == before
 
 

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynamics.config import Experiment, load_config
@@ -242,13 +242,7 @@ structures = st.recursive(
     ),
     max_leaves=16,
 )
-STRUCTURED = settings(
-    max_examples=600,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+STRUCTURED = settings(max_examples=600)  # the rest: tests/conftest.py
 BASE = yaml.safe_load(SEEDS[os.path.join("configs", "momentum_quadratic.yaml")])
 
 

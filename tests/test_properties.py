@@ -17,7 +17,7 @@ program and reuses it for every example.
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynamics import Regime
@@ -28,13 +28,7 @@ from dynamics.engine import simulate
 #: twice as many runs.
 CASES = 32
 STEPS = 400
-PROPERTY = settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+PROPERTY = settings(max_examples=60)  # the rest: tests/conftest.py
 #: Boundaries of stability are kept this far (relatively) from every drawn case:
 #: within a hair of one, a finite run cannot tell the sides apart.
 MARGIN = 0.05
