@@ -225,7 +225,7 @@ def _apply_override(data, item, origins):
     if key and given:
         raise ConfigError(
             f"{said}: {key} is given twice on the command "
-            f"line (first as '{given[0]}'); keep one"
+            f"line (also as '{given[0]}'); keep one"
         )
     if not sep or not key:
         raise ConfigError(

@@ -594,12 +594,16 @@ class _Checker:
             return
         names = group_names(config)
         if len(rates) != len(names):
+            groups = f"{len(names)} parameter group{'s' * (len(names) != 1)}"
             self.problem(
                 ("optimizer", "learning_rate"),
-                f"{len(rates)} learning "
-                f"rates for {len(names)} parameter groups "
-                f"({', '.join(names)}); give one per group, in that order",
+                f"{len(rates)} learning rates for {groups} ({', '.join(names)}); "
+                "give one per group, in that order",
             )
+            # Said once: a sweep of the learning rate is not refused again
+            # for the list this problem already names.
+            self.fixed.pop("optimizer.learning_rate", None)
+            self.targets["optimizer.learning_rate"] = None
 
     # The sweep.
 

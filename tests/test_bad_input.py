@@ -277,17 +277,24 @@ CASES = [
         ],
     ),
     (
+        "one-group-list-learning-rate-swept",
+        BASE,
+        ["optimizer.learning_rate=[0.1]"],
+        [
+            "c.yaml:11: sweep.optimizer.learning_rate: optimizer.learning_rate is "
+            "a list here (one per parameter group): sweep one entry, "
+            "optimizer.learning_rate.0, or give a single learning rate to sweep "
+            "it for every group",
+        ],
+    ),
+    (
         "list-learning-rate-swept",
         BASE,
         ["optimizer.learning_rate=[0.1, 0.2]"],
         [
             "command-line override 'optimizer.learning_rate=[0.1, 0.2]': "
-            "optimizer.learning_rate: 2 learning rates for 1 parameter groups (w); "
+            "optimizer.learning_rate: 2 learning rates for 1 parameter group (w); "
             "give one per group, in that order",
-            "c.yaml:11: sweep.optimizer.learning_rate: optimizer.learning_rate is "
-            "a list here (one per parameter group): sweep one entry, "
-            "optimizer.learning_rate.0 to .1, or give a single learning rate to "
-            "sweep it for every group",
         ],
     ),
     (
@@ -900,7 +907,7 @@ def test_a_sweep_key_typo_suggests_the_axis_once(tmp_path, monkeypatch, capsys):
             BASE,
             ["steps=50", "steps=60"],
             "command-line override 'steps=60': steps is given twice on the "
-            "command line (first as 'steps=50'); keep one",
+            "command line (also as 'steps=50'); keep one",
         ),
         (
             edit("  w: 0.0", "  w: 0.0\n  on: 1"),
